@@ -1,0 +1,61 @@
+/* proto.h - what a protocol module implements to plug into st_conn (conn.c).
+ *
+ * Adding a protocol = one .c file exporting a `const struct st_proto_ops` and one line in
+ * the table in conn.c. Modules see the connection only through the helpers below. */
+#ifndef SIDETAP_PROTO_H
+#define SIDETAP_PROTO_H
+
+#include "parser.h"
+
+struct st_proto_ops {
+    enum st_proto proto;
+    /* Per-connection state; NULL on OOM (the connection then falls back to TCP). */
+    void *(*create)(struct st_conn *conn);
+    /* Bytes in one direction, any split. Returns 0, or -1 after calling
+     * st_conn_fail() when the stream cannot be parsed any further. */
+    int (*feed)(void *state, struct st_conn *conn, enum st_dir dir, const uint8_t *data,
+                size_t len, uint64_t now_us);
+    /* The connection ended: emit what is pending. */
+    void (*close)(void *state, struct st_conn *conn, enum st_close_reason reason,
+                  uint64_t now_us);
+    void (*destroy)(void *state);
+};
+
+/* Registered modules; a protocol without one is treated as TCP. */
+extern const struct st_proto_ops st_http1_ops;
+
+/* --- helpers for modules --- */
+const struct st_conn_info *st_conn_info(const struct st_conn *conn);
+const struct st_parse_config *st_conn_config(const struct st_conn *conn);
+
+/* New entry stamped with the connection's endpoints and the given protocol; NULL when
+ * out of memory or the shared budget refuses it (counted). */
+struct st_entry *st_conn_entry_new(struct st_conn *conn, enum st_proto proto);
+/* Hands a finished entry to the connection's callback. */
+void st_conn_emit(struct st_conn *conn, struct st_entry *entry);
+
+/* Stops parsing: emits an `error` entry with the message (printf-style) and counts the
+ * rest of the connection as opaque bytes. */
+void st_conn_fail(struct st_conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Switch to another protocol mid-stream (h2c upgrade). `pending` holds bytes of `dir`
+ * already received that belong to the new protocol; they are fed to it at once. Returns
+ * 0, or -1 when no module exists for `proto` (the connection becomes TCP). The calling
+ * module's state is destroyed after its feed() returns. */
+int st_conn_switch(struct st_conn *conn, enum st_proto proto, enum st_dir dir,
+                   const uint8_t *pending, size_t len, uint64_t now_us);
+
+/* Body capture within the config's cap and the shared budget. */
+void st_body_append(struct st_conn *conn, struct st_entry *entry, struct st_body *body,
+                    const uint8_t *data, size_t len);
+/* Header capture with redaction (per the config). */
+int st_conn_add_header(struct st_conn *conn, struct st_entry *entry, struct st_kv_list *list,
+                       const char *name, size_t name_len, const char *value, size_t value_len);
+bool st_conn_is_redacted(const struct st_conn *conn, const char *name, size_t name_len);
+
+/* Charge or refund bytes of parser state against conn_mem_max. Returns -1 when the
+ * charge would exceed it (nothing charged). */
+int st_conn_mem_charge(struct st_conn *conn, size_t bytes);
+void st_conn_mem_refund(struct st_conn *conn, size_t bytes);
+
+#endif
