@@ -1,7 +1,7 @@
 /* Detection from first bytes: every recogniser, partial input, and tie-breaks. */
 #include <string.h>
 
-#include "../check.h"
+#include "check.h"
 #include "parser.h"
 
 static enum st_proto detect_str(const char *s, uint16_t port)
