@@ -48,6 +48,7 @@ struct st_conn {
     size_t detect_len;
 
     uint64_t bytes[2];    /* per direction, whole connection */
+    uint32_t emitted;     /* entries emitted, numbers them (entry->seq) */
     uint64_t opaque_from[2]; /* byte counts when opaque counting began */
     uint64_t opaque_start_us, last_us;
     size_t mem_used;
@@ -314,6 +315,7 @@ struct st_entry *st_conn_entry_new(struct st_conn *c, enum st_proto proto)
 
 void st_conn_emit(struct st_conn *c, struct st_entry *e)
 {
+    e->seq = c->emitted++;
     struct st_mem_budget *b = c->config->budget;
     if (b != NULL) {
         size_t mem = st_entry_mem(e);

@@ -99,6 +99,7 @@ struct st_entry {
     uint64_t end_us;    /* response end (or last byte seen), µs since the epoch */
 
     struct st_endpoint client, server; /* from the connection's 5-tuple */
+    uint32_t seq; /* index of this exchange on its connection (set by st_conn_emit) */
 
     struct st_message request, response;
 

@@ -203,6 +203,7 @@ json_t *st_entry_to_json(const struct st_entry *e, const struct st_json_context 
         json_object_set_new_nocheck(o, "node", node);
     }
     json_object_set_new_nocheck(o, "outgoing", json_boolean(ctx && ctx->outgoing));
+    json_object_set_new_nocheck(o, "seq", json_integer(e->seq));
 
     if (e->request.present) json_object_set_new_nocheck(o, "request", message_json(&e->request, true));
     if (e->response.present)
