@@ -53,6 +53,7 @@ struct st_conn {
     uint64_t opaque_start_us, last_us;
     size_t mem_used;
     char *error;
+    struct st_entry *handover; /* see st_conn_set_handover() */
 };
 
 static const struct st_proto_ops *module_for(enum st_proto proto)
@@ -87,7 +88,7 @@ struct st_conn *st_conn_new(const struct st_conn_info *info, const struct st_par
     c->last_us = info->start_us;
     if (info->guess != ST_PROTO_UNKNOWN) {
         /* The caller knows (a DNS listener, a configured port): skip detection. */
-        st_conn_switch(c, info->guess, ST_DIR_TO_SERVER, NULL, 0, info->start_us);
+        st_conn_switch(c, info->guess, NULL, 0, NULL, 0, info->start_us);
     }
     return c;
 }
@@ -131,24 +132,41 @@ static void module_feed(struct st_conn *c, enum st_dir dir, const uint8_t *data,
     }
 }
 
-int st_conn_switch(struct st_conn *c, enum st_proto proto, enum st_dir dir,
-                   const uint8_t *pending, size_t len, uint64_t now_us)
+int st_conn_switch(struct st_conn *c, enum st_proto proto, const uint8_t *to_server,
+                   size_t to_server_len, const uint8_t *to_client, size_t to_client_len,
+                   uint64_t now_us)
 {
     retire_module(c);
     const struct st_proto_ops *ops = proto == ST_PROTO_TCP ? NULL : module_for(proto);
     void *state = ops ? ops->create(c) : NULL;
     if (state == NULL) {
         begin_opaque(c, MODE_OPAQUE, now_us);
-        /* `pending` was counted by the caller's feed but belongs to the opaque tail. */
-        c->opaque_from[dir] -= len <= c->opaque_from[dir] ? len : c->opaque_from[dir];
+        /* The pending bytes were counted by the caller's feed but belong to the tail. */
+        c->opaque_from[0] -= to_server_len <= c->opaque_from[0] ? to_server_len : c->opaque_from[0];
+        c->opaque_from[1] -= to_client_len <= c->opaque_from[1] ? to_client_len : c->opaque_from[1];
         return proto == ST_PROTO_TCP ? 0 : -1;
     }
     c->ops = ops;
     c->state = state;
     c->proto = proto;
     c->mode = MODE_PARSING;
-    if (len > 0) module_feed(c, dir, pending, len, now_us);
+    if (to_server_len > 0) module_feed(c, ST_DIR_TO_SERVER, to_server, to_server_len, now_us);
+    if (to_client_len > 0 && c->mode == MODE_PARSING)
+        module_feed(c, ST_DIR_TO_CLIENT, to_client, to_client_len, now_us);
     return 0;
+}
+
+void st_conn_set_handover(struct st_conn *c, struct st_entry *entry)
+{
+    st_entry_free(c->handover);
+    c->handover = entry;
+}
+
+struct st_entry *st_conn_take_handover(struct st_conn *c)
+{
+    struct st_entry *e = c->handover;
+    c->handover = NULL;
+    return e;
 }
 
 void st_conn_fail(struct st_conn *c, const char *fmt, ...)
@@ -191,7 +209,7 @@ static void detect_and_start(struct st_conn *c, const uint8_t *data, size_t len,
 
     /* Start the module with the buffered bytes, then the rest of this chunk. */
     size_t buffered = c->detect_len;
-    if (st_conn_switch(c, p, ST_DIR_TO_SERVER, c->detect_buf, buffered, now_us) == 0 &&
+    if (st_conn_switch(c, p, c->detect_buf, buffered, NULL, 0, now_us) == 0 &&
         c->mode == MODE_PARSING && len > take)
         module_feed(c, ST_DIR_TO_SERVER, data + take, len - take, now_us);
 }
@@ -279,6 +297,7 @@ void st_conn_free(struct st_conn *c)
     if (c == NULL) return;
     if (c->ops) c->ops->destroy(c->state);
     if (c->retired_ops) c->retired_ops->destroy(c->retired_state);
+    st_entry_free(c->handover);
     free(c->error);
     free(c);
 }

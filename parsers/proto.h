@@ -38,12 +38,20 @@ void st_conn_emit(struct st_conn *conn, struct st_entry *entry);
  * rest of the connection as opaque bytes. */
 void st_conn_fail(struct st_conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Switch to another protocol mid-stream (h2c upgrade). `pending` holds bytes of `dir`
- * already received that belong to the new protocol; they are fed to it at once. Returns
- * 0, or -1 when no module exists for `proto` (the connection becomes TCP). The calling
- * module's state is destroyed after its feed() returns. */
-int st_conn_switch(struct st_conn *conn, enum st_proto proto, enum st_dir dir,
-                   const uint8_t *pending, size_t len, uint64_t now_us);
+/* Switch to another protocol mid-stream (h2c upgrade, WebSocket -> ST_PROTO_TCP).
+ * `to_server`/`to_client` hold bytes already received in each direction that belong to
+ * the new protocol; they are fed to it at once (client's first). Returns 0, or -1 when no
+ * module exists for `proto` (the connection becomes TCP). The calling module's state is
+ * destroyed after its feed() returns, so it must not touch its state after this call. */
+int st_conn_switch(struct st_conn *conn, enum st_proto proto, const uint8_t *to_server,
+                   size_t to_server_len, const uint8_t *to_client, size_t to_client_len,
+                   uint64_t now_us);
+
+/* An entry handed from the old module to the new one across st_conn_switch(): the h2c
+ * upgrade request, which HTTP/2 completes as stream 1. Set before switching; the new
+ * module takes it (and owns it) in create(). Left over ones are freed by the connection. */
+void st_conn_set_handover(struct st_conn *conn, struct st_entry *entry);
+struct st_entry *st_conn_take_handover(struct st_conn *conn);
 
 /* Body capture within the config's cap and the shared budget. */
 void st_body_append(struct st_conn *conn, struct st_entry *entry, struct st_body *body,
