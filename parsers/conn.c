@@ -15,6 +15,7 @@
 /* The modules that exist. Adding a protocol adds one line here. */
 static const struct st_proto_ops *const modules[] = {
     &st_http1_ops,
+    &st_dns_ops,
 };
 
 const char *const st_default_redact[] = {
@@ -207,6 +208,11 @@ static void detect_and_start(struct st_conn *c, const uint8_t *data, size_t len,
         return;
     }
 
+    if (c->info.transport == ST_TRANSPORT_UDP) {
+        /* UDP decides on the first datagram, which must reach the module whole. */
+        st_conn_switch(c, p, data, len, NULL, 0, now_us);
+        return;
+    }
     /* Start the module with the buffered bytes, then the rest of this chunk. */
     size_t buffered = c->detect_len;
     if (st_conn_switch(c, p, c->detect_buf, buffered, NULL, 0, now_us) == 0 &&

@@ -23,6 +23,7 @@ struct st_proto_ops {
 
 /* Registered modules; a protocol without one is treated as TCP. */
 extern const struct st_proto_ops st_http1_ops;
+extern const struct st_proto_ops st_dns_ops;
 
 /* --- helpers for modules --- */
 const struct st_conn_info *st_conn_info(const struct st_conn *conn);
