@@ -54,7 +54,11 @@ int main(void)
     CHECK_INT(index->immutable, 0);
 
     /* Every /assets/ reference in index.html resolves to an immutable table entry. */
-    char *html = strndup((const char *)index->data, index->len);
+    char *html = malloc(index->len + 1);
+    if (!html)
+        return 1;
+    memcpy(html, index->data, index->len);
+    html[index->len] = '\0';
     int refs = 0, has_js = 0;
     for (char *p = strstr(html, "\"/assets/"); p; p = strstr(p + 1, "\"/assets/")) {
         char *end = strchr(p + 1, '"');
