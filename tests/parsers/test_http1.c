@@ -562,17 +562,135 @@ static json_t *replay_all(const char *name)
     return want;
 }
 
+/* Exact fields of the recorded conversations (tests/captures/record-http1.sh). */
+static void check_capture(const char *name, json_t *a)
+{
+    if (strcmp(name, "curl-keepalive.cap") == 0) {
+        CHECK_INT(json_array_size(a), 4);
+        CHECK_STR(JSTR(a, "0.summary"), "GET /");
+        CHECK_STR(JSTR(a, "0.request.headers.Authorization"), "[REDACTED]");
+        CHECK_STR(JSTR(a, "0.request.headers.Cookie"), "[REDACTED]");
+        CHECK_STR(JSTR(a, "0.request.headers.User-Agent"), "curl/7.88.1");
+        CHECK_STR(JSTR(a, "0.response.body.data"),
+                  "<!doctype html>\n<title>sidetap</title>\n<p>Hello from nginx.</p>\n");
+        CHECK_STR(JSTR(a, "1.request.url"), "/index.html?lang=en&q=a%20b+c");
+        CHECK_STR(JSTR(a, "1.request.path"), "/index.html");
+        CHECK_STR(JSTR(a, "1.request.queryString.q"), "a b c");
+        CHECK_STR(JSTR(a, "1.request.queryString.lang"), "en");
+        CHECK_INT(JINT(a, "2.response.status"), 404);
+        CHECK_STR(JSTR(a, "2.response.statusText"), "Not Found");
+        CHECK_INT(JINT(a, "2.response.body.size"), 153);
+        CHECK_STR(JSTR(a, "3.response.headers.Set-Cookie"), "[REDACTED]");
+        CHECK_STR(JSTR(a, "3.response.body.data"), "welcome\n");
+        for (int i = 0; i < 4; i++) {
+            char p[32];
+            snprintf(p, sizeof(p), "%d.error", i);
+            CHECK(jget(a, p) == NULL);
+        }
+    } else if (strcmp(name, "head-304.cap") == 0) {
+        CHECK_INT(json_array_size(a), 2);
+        CHECK_STR(JSTR(a, "0.summary"), "HEAD /index.html");
+        CHECK_STR(JSTR(a, "0.response.headers.Content-Length"), "64");
+        CHECK_INT(JINT(a, "0.response.body.size"), 0);
+        CHECK_INT(JINT(a, "1.response.status"), 304);
+        CHECK_STR(JSTR(a, "1.response.statusText"), "Not Modified");
+        CHECK_STR(JSTR(a, "1.request.headers.If-None-Match"), JSTR(a, "1.response.headers.ETag"));
+    } else if (strcmp(name, "gzip-chunked.cap") == 0) {
+        CHECK_INT(json_array_size(a), 1);
+        CHECK_STR(JSTR(a, "0.response.headers.Content-Encoding"), "gzip");
+        CHECK_STR(JSTR(a, "0.response.headers.Transfer-Encoding"), "chunked");
+        CHECK_STR(JSTR(a, "0.response.body.encoding"), "base64");
+        const char *d = JSTR(a, "0.response.body.data");
+        CHECK(d && strncmp(d, "H4sI", 4) == 0); /* 1f 8b 08: gzip as it was */
+        CHECK(JINT(a, "0.response.body.size") > 500 && JINT(a, "0.response.body.size") < 2000);
+        CHECK(JINT(a, "0.response.bytes") > JINT(a, "0.response.body.size"));
+    } else if (strcmp(name, "chunked-post.cap") == 0) {
+        CHECK_INT(json_array_size(a), 2);
+        CHECK_STR(JSTR(a, "0.response.body.data"), "first chunk\nsecond, longer chunk\nthird\n");
+        CHECK_INT(JINT(a, "0.response.body.size"), 39);
+        CHECK_STR(JSTR(a, "1.summary"), "POST /api/echo");
+        CHECK_STR(JSTR(a, "1.request.headers.Expect"), "100-continue");
+        CHECK_INT(JINT(a, "1.response.status"), 200);
+        CHECK_STR(JSTR(a, "1.request.body.data"), "{\"name\":\"sidetap\",\"tags\":[\"http\",\"test\"]}");
+        CHECK_STR(JSTR(a, "1.response.body.data"), JSTR(a, "1.request.body.data"));
+    } else if (strcmp(name, "post-upload.cap") == 0) {
+        CHECK_INT(json_array_size(a), 1);
+        CHECK_STR(JSTR(a, "0.request.queryString.name"), "upload.txt");
+        CHECK_INT(JINT(a, "0.request.body.size"), 82600);
+        CHECK(JTRUE(a, "0.request.body.truncated"));
+        CHECK_INT(json_string_length(jget(a, "0.request.body.data")), 65536);
+        CHECK_INT(JINT(a, "0.response.status"), 201);
+        CHECK_STR(JSTR(a, "0.response.body.data"), "{\"received\":82600}");
+    } else if (strcmp(name, "pipelined.cap") == 0) {
+        CHECK_INT(json_array_size(a), 3);
+        CHECK_STR(JSTR(a, "0.summary"), "GET /index.html");
+        CHECK_STR(JSTR(a, "1.summary"), "HEAD /fox.txt");
+        CHECK_INT(JINT(a, "1.response.body.size"), 0);
+        CHECK_STR(JSTR(a, "2.summary"), "GET /missing");
+        CHECK_STR(JSTR(a, "2.request.headers.Connection"), "close");
+        CHECK_INT(JINT(a, "2.response.status"), 404);
+        CHECK_INT(JINT(a, "0.request.bytes") + JINT(a, "1.request.bytes") + JINT(a, "2.request.bytes"),
+                  45 + 43 + 65);
+    } else if (strcmp(name, "wrk-pipeline.cap") == 0) {
+        CHECK_INT(json_array_size(a), 12);
+        for (int i = 0; i < 12; i++) {
+            static const int want[] = {200, 404, 200};
+            char p[32];
+            snprintf(p, sizeof(p), "%d.response.status", i);
+            CHECK_INT(JINT(a, p), want[i % 3]);
+        }
+    } else if (strcmp(name, "http10-eof.cap") == 0) {
+        CHECK_INT(json_array_size(a), 1);
+        CHECK_STR(JSTR(a, "0.protocol.version"), "1.0");
+        CHECK_STR(JSTR(a, "0.response.body.data"),
+                  "an HTTP/1.0 body that ends when the connection closes\n");
+        CHECK(jget(a, "0.error") == NULL);
+    } else if (strcmp(name, "websocket.cap") == 0) {
+        CHECK_INT(json_array_size(a), 2);
+        CHECK_INT(JINT(a, "0.response.status"), 101);
+        CHECK_STR(JSTR(a, "0.response.headers.Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        CHECK_STR(JSTR(a, "1.protocol.name"), "tcp");
+        CHECK_INT(JINT(a, "1.tcp.bytesToServer"), 19 + 8);
+        CHECK_INT(JINT(a, "1.tcp.bytesToClient"), 21 + 4);
+    } else if (strcmp(name, "h2c-upgrade.cap") == 0) {
+        /* No HTTP/1 entry: the request went to HTTP/2 as stream 1 (or the tail is tcp). */
+        CHECK(json_array_size(a) >= 1);
+        for (size_t i = 0; i < json_array_size(a); i++) {
+            json_t *e = json_array_get(a, i);
+            CHECK(strcmp(JSTR(e, "protocol.name"), "http") != 0);
+            if (strcmp(JSTR(e, "protocol.name"), "tcp") == 0) {
+                CHECK_INT(JINT(e, "tcp.bytesToServer"), 73);
+                CHECK_INT(JINT(e, "tcp.bytesToClient"), 52);
+            }
+        }
+    } else if (strcmp(name, "h2c-declined.cap") == 0) {
+        CHECK_INT(json_array_size(a), 2);
+        CHECK_STR(JSTR(a, "0.request.headers.Upgrade"), "h2c");
+        CHECK_INT(JINT(a, "0.response.status"), 200);
+        CHECK_STR(JSTR(a, "1.summary"), "GET /login");
+    } else {
+        fprintf(stderr, "%s: no checks for this capture\n", name);
+        check_failures++;
+    }
+}
+
 static void test_captures(void)
 {
     DIR *d = opendir(st_capture_path("http1"));
+    CHECK(d != NULL);
     if (d == NULL) return;
     struct dirent *de;
+    int n = 0;
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
         if (l < 5 || strcmp(de->d_name + l - 4, ".cap") != 0) continue;
-        json_decref(replay_all(de->d_name));
+        json_t *a = replay_all(de->d_name);
+        check_capture(de->d_name, a);
+        json_decref(a);
+        n++;
     }
     closedir(d);
+    CHECK_INT(n, 11);
 }
 
 int main(void)
