@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import netns  # noqa: E402
 
