@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""A minimal collector stand-in for harness runs: accepts what sidetap-proxy ships and
-appends it to JSON-lines files the test reads.
+"""A minimal collector stand-in, used by the harness when tests/lib/sink.py (the full
+test sink) is absent; same command line subset. Appends to one JSON-lines file:
 
   POST /api/v1/entries   {"entries": [...]}  -> 200 {"accepted": N}; each entry one line
-  POST /api/v1/register  {...}               -> 200 {}; the body one line
-  GET  /healthz                              -> 200
+  POST /api/v1/register  {"pod": {...}}      -> 200; the line {"register": {...}}
+  --mode 503: every POST gets 503 with Retry-After: 1.
 With --token, requests without "Authorization: Bearer <token>" get 401.
 
-usage: minisink.py --port P --entries FILE --registrations FILE [--token T]
+usage: minisink.py --listen HOST:PORT --out FILE [--token T] [--mode ok|503]
 """
 import argparse
 import json
@@ -20,11 +20,12 @@ MAX_BODY = 64 << 20
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=80)
-    ap.add_argument("--entries", required=True)
-    ap.add_argument("--registrations", required=True)
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--out", required=True)
     ap.add_argument("--token")
+    ap.add_argument("--mode", default="ok", choices=["ok", "503"])
     args = ap.parse_args()
+    host, _, port = args.listen.rpartition(":")
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -58,18 +59,24 @@ def main():
             except ValueError as e:
                 self.reply(400, {"error": "bad JSON: %s" % e})
                 return
+            if args.mode == "503":
+                self.send_response(503)
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path == "/api/v1/entries":
                 entries = doc.get("entries") if isinstance(doc, dict) else None
                 if not isinstance(entries, list):
                     self.reply(400, {"error": "expected {\"entries\": [...]}"})
                     return
-                with lock, open(args.entries, "a") as f:
+                with lock, open(args.out, "a") as f:
                     for e in entries:
                         f.write(json.dumps(e, sort_keys=True) + "\n")
                 self.reply(200, {"accepted": len(entries)})
             elif self.path == "/api/v1/register":
-                with lock, open(args.registrations, "a") as f:
-                    f.write(json.dumps(doc, sort_keys=True) + "\n")
+                with lock, open(args.out, "a") as f:
+                    f.write(json.dumps({"register": doc.get("pod")}, sort_keys=True) + "\n")
                 self.reply(200, {})
             else:
                 self.reply(404, {"error": "not found"})
@@ -78,9 +85,9 @@ def main():
             sys.stderr.write("sink: " + (fmt % a) + "\n")
 
     ThreadingHTTPServer.allow_reuse_address = True
-    server = ThreadingHTTPServer(("0.0.0.0", args.port), Handler)
+    server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True
-    print("sink listening on port %d" % args.port, file=sys.stderr, flush=True)
+    print("sink listening on %s" % args.listen, file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

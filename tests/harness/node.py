@@ -352,22 +352,25 @@ class Pod:
 
 class Collector:
     """A collector stand-in running in its own (not injected) pod: an HTTP sink that
-    stores every entry the proxies POST (tests/harness/minisink.py, or the sink given)."""
+    appends every entry the proxies POST to a JSON-lines file (tests/lib/sink.py when it
+    exists, else tests/harness/minisink.py; both take --listen --out --token --mode)."""
 
-    def __init__(self, node, pod, port, token, sink):
+    def __init__(self, node, pod, port, token, sink, mode="ok"):
         self.node = node
         self.pod = pod
         self.port = port
         self.token = token
         self.sink = sink
+        self.mode = mode
         self.url = "http://%s:%d" % (pod.ip, port)
-        self.entries_path = os.path.join(node.dir, "%s.entries.jsonl" % pod.name)
-        self.register_path = os.path.join(node.dir, "%s.register.jsonl" % pod.name)
+        self.path = os.path.join(node.dir, "%s.out.jsonl" % pod.name)
         self.proc = None
 
-    def start(self, timeout=20.0):
-        argv = [sys.executable, self.sink, "--port", str(self.port), "--entries",
-                self.entries_path, "--registrations", self.register_path]
+    def start(self, mode=None, timeout=20.0):
+        """(Re)starts the sink; mode "ok" accepts, "503" refuses every POST."""
+        self.mode = mode or self.mode
+        argv = [sys.executable, self.sink, "--listen", "0.0.0.0:%d" % self.port,
+                "--out", self.path, "--mode", self.mode]
         if self.token:
             argv += ["--token", self.token]
         self.proc = self.pod.spawn(argv, name="sink")
@@ -379,28 +382,30 @@ class Collector:
             self.proc.stop()
             self.proc = None
 
-    def _read(self, path):
+    def _lines(self):
         out = []
         try:
-            with open(path) as f:
+            with open(self.path) as f:
                 for line in f:
                     if line.strip():
-                        out.append(json.loads(line))
+                        try:
+                            out.append(json.loads(line))
+                        except ValueError:  # a line being written
+                            pass
         except FileNotFoundError:
             pass
         return out
 
     def entries(self):
         """Every entry received so far, in arrival order."""
-        return self._read(self.entries_path)
+        return [l for l in self._lines() if "register" not in l]
 
     def registrations(self):
-        return self._read(self.register_path)
+        return [l["register"] for l in self._lines() if "register" in l]
 
     def clear(self):
-        for p in (self.entries_path, self.register_path):
-            if os.path.exists(p):
-                open(p, "w").close()
+        if os.path.exists(self.path):
+            open(self.path, "w").close()
 
     def wait_entries(self, pred=lambda e: True, count=1, timeout=20.0):
         """Waits until at least `count` received entries satisfy pred; returns them."""
@@ -561,7 +566,9 @@ class Node:
         """Starts an entry sink in its own pod (not injected); returns a Collector whose
         .url and .token go to the proxies."""
         pod = self.add_pod(name, namespace="sidetap", labels={"app": "sidetap-collector"})
-        sink = sink or os.path.join(HERE, "minisink.py")
+        if sink is None:
+            full = os.path.join(os.path.dirname(HERE), "lib", "sink.py")
+            sink = full if os.path.exists(full) else os.path.join(HERE, "minisink.py")
         return Collector(self, pod, port, token, sink).start()
 
     # -- host access ----------------------------------------------------------------------
