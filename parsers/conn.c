@@ -17,6 +17,7 @@ static const struct st_proto_ops *const modules[] = {
     &st_http1_ops,
     &st_dns_ops,
     &st_tls_ops,
+    &st_redis_ops,
 };
 
 const char *const st_default_redact[] = {

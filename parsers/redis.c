@@ -1,0 +1,1105 @@
+/* redis.c - Redis (RESP2, RESP3, inline commands, pub/sub, MONITOR, replication).
+ *
+ * Commands from the client are matched to replies in order (FIFO), which covers
+ * pipelining and MULTI/EXEC (QUEUED replies, then EXEC's array). Server pushes (pub/sub
+ * messages, RESP3 `>` pushes, MONITOR lines) become entries of their own, without a
+ * request. A replica's connection is followed through PSYNC/SYNC: the RDB payload is
+ * skipped without buffering (only counted), then the master's command stream (commands
+ * flowing server->client) and the replica's REPLCONF ACKs become request-only entries.
+ *
+ * The reader is our own streaming RESP tokenizer rather than hiredis 0.14's redisReader:
+ * hiredis buffers whole replies (a 100 MB value would be held in memory), knows no RESP3,
+ * rejects inline commands and cannot skip an RDB transfer, which has no trailing CRLF.
+ * Here memory per direction is bounded by the nesting depth and a few small buffers,
+ * whatever the size of the values: a value's bytes stream through, and only the first
+ * body_cap bytes of each message (the RESP bytes as on the wire) and a short rendering are
+ * kept. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "entry_json.h"
+#include "proto.h"
+
+#define RESP_MAX_DEPTH 32      /* nested aggregates; deeper input stops parsing */
+#define RESP_LINE_MAX 1024     /* length/number lines ($5, :42, ,3.14, (big numbers) */
+#define REDIS_ELEM_KEEP 4      /* top-level elements kept (command name, key, ...) */
+#define REDIS_ARG_MAX 256      /* bytes kept of each of those elements */
+#define REDIS_RENDER_MAX 200   /* bytes of the short rendering of a reply */
+#define REDIS_MAX_PENDING 4096 /* commands awaiting replies that we keep entries for */
+#define RDB_MARK_LEN 40        /* diskless sync: $EOF:<40 bytes> ... <40 bytes> */
+
+enum rd_state {
+    RS_START,    /* expecting a type byte */
+    RS_LINE,     /* a short line into `line` */
+    RS_LINE_LF,  /* '\r' seen, expecting '\n' */
+    RS_TEXT,     /* +simple / -error text, streamed */
+    RS_TEXT_LF,  /* '\r' seen */
+    RS_BULK,     /* bulk payload */
+    RS_BULK_CR,  /* CRLF after the payload */
+    RS_BULK_LF,
+    RS_INLINE,   /* an inline command line (client side) */
+    RS_RDB,      /* $<len> RDB payload, no trailing CRLF */
+    RS_RDB_EOF,  /* $EOF:<mark> RDB payload, ends with the mark */
+};
+
+struct frame {
+    uint8_t type;
+    bool attr;      /* an attribute (|): does not count as an element of its parent */
+    int64_t left;   /* elements still to come */
+    uint64_t idx;   /* elements seen */
+};
+
+struct elem {
+    char data[REDIS_ARG_MAX];
+    uint32_t len;  /* bytes kept */
+    uint64_t full; /* bytes seen */
+    bool is_int;   /* an integer reply element */
+};
+
+/* The top-level value being read in one direction. */
+struct value {
+    bool started;
+    bool is_inline;
+    uint8_t type;
+    uint64_t nchildren;
+    struct elem elem[REDIS_ELEM_KEEP];
+    char render[REDIS_RENDER_MAX];
+    size_t render_len;
+    bool render_cut;
+    uint64_t wire;
+    uint64_t start_us;
+    uint8_t *cap; /* the first body_cap bytes of the value as on the wire */
+    size_t cap_len, cap_size;
+};
+
+struct reader {
+    enum st_dir dir;
+    enum rd_state st;
+    uint8_t cur_type; /* the scalar being read */
+    char line[RESP_LINE_MAX];
+    size_t line_len;
+    uint64_t bulk_left;
+    struct frame stack[RESP_MAX_DEPTH];
+    int depth;
+    int attr_depth;   /* inside attributes: not rendered */
+    int cur_elem;     /* index into value.elem receiving bytes, or -1 */
+    struct value v;
+    /* inline tokenizer */
+    bool in_token;
+    char quote;
+    bool esc;
+    /* RDB transfer */
+    uint64_t rdb_left, rdb_bytes, rdb_wire;
+    uint8_t mark[RDB_MARK_LEN];
+    uint8_t kmp[RDB_MARK_LEN];
+    int matched;
+};
+
+enum cmd_kind {
+    K_NORMAL,
+    K_SUBSCRIBE,   /* one confirmation per channel */
+    K_UNSUBSCRIBE, /* one per channel; without channels until the count drops to 0 */
+    K_MONITOR,
+    K_SYNC,        /* PSYNC/SYNC: +FULLRESYNC then an RDB, or SYNC's bare RDB */
+    K_HELLO, /* HELLO <protover>: a successful reply switches RESP2/RESP3 */
+    K_RESET,
+};
+
+struct pending {
+    struct st_entry *e;
+    size_t charged;
+    enum cmd_kind kind;
+    int64_t left; /* replies still expected; -1: until the subscription count is 0 */
+    bool replied;
+    int hello_proto;
+};
+
+struct redis {
+    struct st_conn *conn;
+    struct reader rd[2];
+    struct pending *q; /* ring of commands awaiting replies */
+    size_t qhead, qlen, qcap;
+    uint64_t untracked; /* commands beyond the queue: their replies are skipped */
+    bool resp3, subscribed, monitor, replication, reply_off;
+    int reply_skip;
+    struct st_entry *sync_entry; /* PSYNC/SYNC waiting for its RDB */
+    bool rdb_expected;
+    bool failed;
+};
+
+/* ---------------------------------------------------------------- rendering */
+
+static void render_put(struct value *v, const char *s, size_t n)
+{
+    size_t room = sizeof(v->render) - v->render_len;
+    if (n > room) {
+        n = room;
+        v->render_cut = true;
+    }
+    memcpy(v->render + v->render_len, s, n);
+    v->render_len += n;
+}
+
+static void render_str(struct reader *r, const char *s)
+{
+    if (r->attr_depth == 0) render_put(&r->v, s, strlen(s));
+}
+
+/* Bytes of the scalar being read: rendering and the kept top-level element. */
+static void scalar_bytes(struct reader *r, const uint8_t *p, size_t n)
+{
+    if (r->attr_depth > 0) return;
+    render_put(&r->v, (const char *)p, n);
+    if (r->cur_elem >= 0) {
+        struct elem *el = &r->v.elem[r->cur_elem];
+        size_t room = sizeof(el->data) - el->len;
+        size_t take = n < room ? n : room;
+        memcpy(el->data + el->len, p, take);
+        el->len += (uint32_t)take;
+        el->full += n;
+    }
+}
+
+/* ------------------------------------------------------------ redis logic */
+
+static int redis_on_value(struct redis *s, enum st_dir dir, uint64_t now_us);
+static bool redis_rdb_starts(struct redis *s);
+static void redis_rdb_done(struct redis *s, uint64_t now_us);
+
+/* ------------------------------------------------------------------ reader */
+
+static void value_reset(struct reader *r)
+{
+    struct value *v = &r->v;
+    uint8_t *cap = v->cap;
+    size_t cap_size = v->cap_size;
+    memset(v, 0, sizeof(*v));
+    v->cap = cap;
+    v->cap_size = cap_size;
+    r->depth = 0;
+    r->attr_depth = 0;
+    r->cur_elem = -1;
+}
+
+/* Accounts the bytes [from, to) to the current value: wire size and capture. */
+static void value_span(struct redis *s, struct reader *r, const uint8_t *from, size_t n)
+{
+    struct value *v = &r->v;
+    v->wire += n;
+    const struct st_parse_config *cfg = st_conn_config(s->conn);
+    if (!cfg->capture_bodies || v->cap_len >= cfg->body_cap) return;
+    size_t take = cfg->body_cap - v->cap_len;
+    if (take > n) take = n;
+    if (v->cap_len + take > v->cap_size) {
+        size_t want = v->cap_size ? v->cap_size : 256;
+        while (want < v->cap_len + take) want *= 2;
+        if (want > cfg->body_cap) want = cfg->body_cap;
+        if (st_conn_mem_charge(s->conn, want - v->cap_size) < 0) return; /* keep what we have */
+        uint8_t *p = realloc(v->cap, want);
+        if (p == NULL) {
+            st_conn_mem_refund(s->conn, want - v->cap_size);
+            return;
+        }
+        v->cap = p;
+        v->cap_size = want;
+    }
+    memcpy(v->cap + v->cap_len, from, take);
+    v->cap_len += take;
+}
+
+/* Starts an element (or the top-level value) whose type byte is `type`. */
+static void elem_begin(struct reader *r, uint8_t type)
+{
+    r->cur_elem = -1;
+    if (r->depth == 0) return;
+    struct frame *f = &r->stack[r->depth - 1];
+    if (r->attr_depth == 0 && f->idx > 0) render_str(r, f->type == '%' && f->idx % 2 ? ": " : ", ");
+    bool scalar = !strchr("*%~>|", type);
+    if (scalar && r->depth == 1 && r->attr_depth == 0 && f->idx < REDIS_ELEM_KEEP) {
+        r->cur_elem = (int)f->idx;
+        r->v.elem[r->cur_elem].is_int = type == ':';
+    }
+}
+
+/* An element is complete: count it in its parent, closing finished aggregates. Returns
+ * 1 when the top-level value is complete. */
+static int child_done(struct reader *r)
+{
+    r->cur_elem = -1;
+    for (;;) {
+        if (r->depth == 0) return 1;
+        struct frame *f = &r->stack[r->depth - 1];
+        f->idx++;
+        if (r->depth == 1 && !f->attr) r->v.nchildren++;
+        if (--f->left > 0) return 0;
+        /* The aggregate is complete. */
+        bool attr = f->attr;
+        r->depth--;
+        if (attr) {
+            r->attr_depth--;
+            return 0; /* the value the attribute describes follows */
+        }
+        render_str(r, f->type == '%' ? "}" : "]");
+    }
+}
+
+static bool parse_int(const char *s, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 19) return false;
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '-') {
+        neg = true;
+        if (++i == n) return false;
+    }
+    int64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* A complete short line of type r->cur_type. Returns <0 on a protocol error, 1 when
+ * the top-level value is complete, 0 otherwise. */
+static int line_done(struct redis *s, struct reader *r)
+{
+    uint8_t t = r->cur_type;
+    int64_t n = 0;
+    switch (t) {
+    case ':':
+    case ',':
+    case '(':
+        if (t == ':' && !parse_int(r->line, r->line_len, &n)) return -1;
+        scalar_bytes(r, (const uint8_t *)r->line, r->line_len);
+        return child_done(r);
+    case '#':
+        if (r->line_len != 1 || (r->line[0] != 't' && r->line[0] != 'f')) return -1;
+        scalar_bytes(r, (const uint8_t *)(r->line[0] == 't' ? "true" : "false"),
+                     r->line[0] == 't' ? 4 : 5);
+        return child_done(r);
+    case '_':
+        if (r->line_len != 0) return -1;
+        render_str(r, "(nil)");
+        return child_done(r);
+    case '$':
+    case '=':
+    case '!':
+        if (t == '$' && r->depth == 0 && r->dir == ST_DIR_TO_CLIENT && redis_rdb_starts(s)) {
+            r->rdb_wire = 1 + r->line_len + 2;
+            r->rdb_bytes = 0;
+            if (r->line_len == 4 + RDB_MARK_LEN && memcmp(r->line, "EOF:", 4) == 0) {
+                memcpy(r->mark, r->line + 4, RDB_MARK_LEN);
+                /* KMP failure table, so the end mark is found in one pass. */
+                r->kmp[0] = 0;
+                for (int i = 1, k = 0; i < RDB_MARK_LEN; i++) {
+                    while (k > 0 && r->mark[i] != r->mark[k]) k = r->kmp[k - 1];
+                    if (r->mark[i] == r->mark[k]) k++;
+                    r->kmp[i] = (uint8_t)k;
+                }
+                r->matched = 0;
+                r->st = RS_RDB_EOF;
+                return 0;
+            }
+            if (!parse_int(r->line, r->line_len, &n) || n < 0) return -1;
+            r->rdb_left = (uint64_t)n;
+            r->st = RS_RDB;
+            return 0;
+        }
+        if (!parse_int(r->line, r->line_len, &n) || n < -1) return -1;
+        if (n == -1) {
+            render_str(r, "(nil)");
+            return child_done(r);
+        }
+        r->bulk_left = (uint64_t)n;
+        r->st = n > 0 ? RS_BULK : RS_BULK_CR;
+        return 0;
+    default: /* aggregates */
+        if (!parse_int(r->line, r->line_len, &n) || n < -1 || n > (int64_t)1 << 32) return -1;
+        if (n == -1) {
+            render_str(r, "(nil)");
+            return child_done(r);
+        }
+        if (t == '%' || t == '|') n *= 2;
+        if (n == 0) {
+            if (t == '|') return 0; /* empty attribute: the value follows */
+            render_str(r, t == '%' ? "{}" : "[]");
+            return child_done(r);
+        }
+        if (r->depth == RESP_MAX_DEPTH) return -2;
+        if (t != '|') render_str(r, t == '%' ? "{" : "[");
+        struct frame *f = &r->stack[r->depth++];
+        f->type = t;
+        f->attr = t == '|';
+        f->left = n;
+        f->idx = 0;
+        if (f->attr) r->attr_depth++;
+        return 0;
+    }
+}
+
+/* Inline tokenizer: a token ends. */
+static void inline_token_end(struct reader *r)
+{
+    if (!r->in_token) return;
+    r->in_token = false;
+    r->v.nchildren++;
+    r->cur_elem = -1;
+}
+
+static void inline_token_start(struct reader *r)
+{
+    if (r->in_token) return;
+    r->in_token = true;
+    r->cur_elem = r->v.nchildren < REDIS_ELEM_KEEP ? (int)r->v.nchildren : -1;
+}
+
+static void inline_token_byte(struct reader *r, uint8_t c)
+{
+    inline_token_start(r);
+    if (r->cur_elem >= 0) {
+        struct elem *el = &r->v.elem[r->cur_elem];
+        if (el->len < sizeof(el->data)) el->data[el->len++] = (char)c;
+        el->full++;
+    }
+}
+
+/* One byte of an inline command line: words split on blanks, "double" (with
+ * backslash escapes) and 'single' quotes, as the server's sdssplitargs does. */
+static void inline_byte(struct reader *r, uint8_t c)
+{
+    if (r->quote == 0) {
+        if (c == ' ' || c == '\t' || c == '\r') {
+            inline_token_end(r);
+        } else if ((c == '"' || c == '\'') && !r->in_token) {
+            r->quote = (char)c;
+            inline_token_start(r);
+        } else {
+            inline_token_byte(r, c);
+        }
+    } else if (r->quote == '"') {
+        if (r->esc) {
+            r->esc = false;
+            inline_token_byte(r, c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c);
+        } else if (c == '\\') {
+            r->esc = true;
+        } else if (c == '"') {
+            r->quote = 0;
+        } else {
+            inline_token_byte(r, c);
+        }
+    } else {
+        if (c == '\'') r->quote = 0;
+        else inline_token_byte(r, c);
+    }
+    if (c != '\r') render_put(&r->v, (const char *)&c, 1);
+}
+
+static const char *type_error(uint8_t c)
+{
+    static char msg[64];
+    if (isprint(c)) snprintf(msg, sizeof(msg), "unexpected byte '%c' where a RESP type was expected", c);
+    else snprintf(msg, sizeof(msg), "unexpected byte 0x%02x where a RESP type was expected", c);
+    return msg;
+}
+
+/* Runs the tokenizer over one chunk. Returns 0, or -1 after st_conn_fail(). */
+static int reader_feed(struct redis *s, struct reader *r, const uint8_t *data, size_t len,
+                       uint64_t now_us)
+{
+    size_t i = 0;
+    size_t span = 0; /* start of the bytes not yet accounted to the value */
+    while (i < len) {
+        uint8_t c = data[i];
+        int done = 0;
+        switch (r->st) {
+        case RS_START:
+            if (r->depth == 0 && !r->v.started) {
+                if (c == '\r' || c == '\n') { /* empty lines, replication keep-alives */
+                    i++;
+                    span = i;
+                    continue;
+                }
+                r->v.started = true;
+                r->v.start_us = now_us;
+                span = i;
+                if (!strchr("+-:$*%~>|,#_(=!", c) || c == 0) {
+                    if (r->dir == ST_DIR_TO_SERVER) {
+                        r->v.is_inline = true;
+                        r->v.type = 'i';
+                        r->st = RS_INLINE;
+                        r->in_token = false;
+                        r->quote = 0;
+                        r->esc = false;
+                        continue; /* the byte is part of the line */
+                    }
+                    st_conn_fail(s->conn, "redis: %s", type_error(c));
+                    return -1;
+                }
+            } else if (!strchr("+-:$*%~>|,#_(=!", c) || c == 0) {
+                st_conn_fail(s->conn, "redis: %s", type_error(c));
+                return -1;
+            }
+            if (r->depth == 0) r->v.type = c; /* also the value after a top-level attribute */
+            elem_begin(r, c);
+            r->cur_type = c;
+            r->line_len = 0;
+            r->st = (c == '+' || c == '-') ? RS_TEXT : RS_LINE;
+            i++;
+            break;
+        case RS_LINE:
+            if (c == '\r') {
+                r->st = RS_LINE_LF;
+            } else if (r->line_len == sizeof(r->line)) {
+                st_conn_fail(s->conn, "redis: line longer than %d bytes", RESP_LINE_MAX);
+                return -1;
+            } else {
+                r->line[r->line_len++] = (char)c;
+            }
+            i++;
+            break;
+        case RS_LINE_LF:
+            if (c != '\n') {
+                st_conn_fail(s->conn, "redis: expected LF after CR");
+                return -1;
+            }
+            i++;
+            r->st = RS_START;
+            done = line_done(s, r);
+            if (done == -2) {
+                st_conn_fail(s->conn, "redis: aggregates nested deeper than %d", RESP_MAX_DEPTH);
+                return -1;
+            }
+            if (done < 0) {
+                st_conn_fail(s->conn, "redis: bad '%c' line \"%.*s\"", r->cur_type,
+                             (int)(r->line_len < 40 ? r->line_len : 40), r->line);
+                return -1;
+            }
+            if (r->st == RS_RDB || r->st == RS_RDB_EOF) {
+                span = i; /* the RDB is not part of a value */
+                r->v.started = false;
+            }
+            break;
+        case RS_TEXT: {
+            const uint8_t *cr = memchr(data + i, '\r', len - i);
+            size_t n = cr ? (size_t)(cr - (data + i)) : len - i;
+            if (memchr(data + i, '\n', n) != NULL) {
+                st_conn_fail(s->conn, "redis: LF inside a simple string");
+                return -1;
+            }
+            scalar_bytes(r, data + i, n);
+            i += n;
+            if (cr) {
+                r->st = RS_TEXT_LF;
+                i++;
+            }
+            break;
+        }
+        case RS_TEXT_LF:
+            if (c != '\n') {
+                st_conn_fail(s->conn, "redis: expected LF after CR");
+                return -1;
+            }
+            i++;
+            r->st = RS_START;
+            done = child_done(r);
+            break;
+        case RS_BULK: {
+            size_t n = len - i;
+            if (n > r->bulk_left) n = (size_t)r->bulk_left;
+            scalar_bytes(r, data + i, n);
+            i += n;
+            r->bulk_left -= n;
+            if (r->bulk_left == 0) r->st = RS_BULK_CR;
+            break;
+        }
+        case RS_BULK_CR:
+        case RS_BULK_LF:
+            if (c != (r->st == RS_BULK_CR ? '\r' : '\n')) {
+                st_conn_fail(s->conn, "redis: bulk string not followed by CRLF");
+                return -1;
+            }
+            i++;
+            if (r->st == RS_BULK_CR) {
+                r->st = RS_BULK_LF;
+            } else {
+                r->st = RS_START;
+                done = child_done(r);
+            }
+            break;
+        case RS_INLINE:
+            if (c == '\n') {
+                inline_token_end(r);
+                i++;
+                r->st = RS_START;
+                done = 1;
+            } else {
+                inline_byte(r, c);
+                i++;
+            }
+            break;
+        case RS_RDB: {
+            size_t n = len - i;
+            if (n > r->rdb_left) n = (size_t)r->rdb_left;
+            i += n;
+            span = i;
+            r->rdb_left -= n;
+            r->rdb_bytes += n;
+            r->rdb_wire += n;
+            if (r->rdb_left == 0) {
+                r->st = RS_START;
+                value_reset(r);
+                redis_rdb_done(s, now_us);
+            }
+            break;
+        }
+        case RS_RDB_EOF:
+            i++;
+            span = i;
+            r->rdb_wire++;
+            r->rdb_bytes++;
+            while (r->matched > 0 && c != r->mark[r->matched]) r->matched = r->kmp[r->matched - 1];
+            if (c == r->mark[r->matched]) r->matched++;
+            if (r->matched == RDB_MARK_LEN) {
+                r->rdb_bytes -= RDB_MARK_LEN;
+                r->st = RS_START;
+                value_reset(r);
+                redis_rdb_done(s, now_us);
+            }
+            break;
+        }
+        if (done == 1) {
+            value_span(s, r, data + span, i - span);
+            span = i;
+            if (redis_on_value(s, r->dir, now_us) < 0) return -1;
+            value_reset(r);
+        }
+    }
+    if (r->v.started && i > span) value_span(s, r, data + span, i - span);
+    return 0;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static const char *const no_key_commands[] = {
+    "PING", "ECHO", "AUTH", "HELLO", "SELECT", "INFO", "MULTI", "EXEC", "DISCARD", "QUIT",
+    "FLUSHALL", "FLUSHDB", "DBSIZE", "TIME", "KEYS", "SCAN", "RANDOMKEY", "MONITOR", "SYNC",
+    "PSYNC", "SAVE", "BGSAVE", "BGREWRITEAOF", "LASTSAVE", "SHUTDOWN", "ROLE", "WAIT",
+    "WAITAOF", "RESET", "READONLY", "READWRITE", "SWAPDB", "UNWATCH", "REPLICAOF", "SLAVEOF",
+    "FAILOVER", "LOLWUT", "XREAD", "XREADGROUP",
+    "SCRIPT", "FUNCTION", "EVAL_RO", NULL,
+};
+
+/* Commands whose first argument is a subcommand (CONFIG GET, CLIENT SETNAME...). */
+static const char *const container_commands[] = {
+    "CLIENT", "CONFIG", "COMMAND", "SCRIPT", "CLUSTER", "ACL", "SLOWLOG", "FUNCTION",
+    "LATENCY", "MODULE", "DEBUG", "PUBSUB", "REPLCONF", "MEMORY", "OBJECT", "XINFO",
+    "XGROUP", "SENTINEL", NULL,
+};
+
+static bool in_list(const char *const *list, const char *name)
+{
+    for (; *list; list++)
+        if (strcmp(*list, name) == 0) return true;
+    return false;
+}
+
+static bool elem_is(const struct value *v, int i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v->nchildren > (uint64_t)i && v->elem[i].full == n &&
+           strncasecmp(v->elem[i].data, lit, n) == 0;
+}
+
+static int64_t elem_int(const struct value *v, int i)
+{
+    int64_t n = 0;
+    if (v->nchildren <= (uint64_t)i || !parse_int(v->elem[i].data, v->elem[i].len, &n)) return -1;
+    return n;
+}
+
+/* Index of the element that is the command's key, or -1. */
+static int key_index(const struct value *v, const char *cmd)
+{
+    if (strcmp(cmd, "EVAL") == 0 || strcmp(cmd, "EVALSHA") == 0 || strcmp(cmd, "EVALSHA_RO") == 0 ||
+        strcmp(cmd, "FCALL") == 0 || strcmp(cmd, "FCALL_RO") == 0)
+        return elem_int(v, 2) > 0 ? 3 : -1;
+    if (strcmp(cmd, "MEMORY") == 0 || strcmp(cmd, "OBJECT") == 0 || strcmp(cmd, "XINFO") == 0 ||
+        strcmp(cmd, "XGROUP") == 0 || strcmp(cmd, "BITOP") == 0)
+        return 2;
+    if (in_list(no_key_commands, cmd) || in_list(container_commands, cmd)) return -1;
+    return 1;
+}
+
+static const char *reply_type_name(uint8_t t)
+{
+    switch (t) {
+    case '+': return "simple";
+    case '-': return "error";
+    case ':': return "integer";
+    case '$': return "bulk";
+    case '*': return "array";
+    case '%': return "map";
+    case '~': return "set";
+    case '>': return "push";
+    case '_': return "null";
+    case ',': return "double";
+    case '#': return "boolean";
+    case '(': return "bignumber";
+    case '=': return "verbatim";
+    case '!': return "blobError";
+    default: return "unknown";
+    }
+}
+
+static const char *render_text(struct st_entry *e, const struct value *v)
+{
+    return st_arena_printf(&e->arena, "%.*s%s", (int)v->render_len, v->render,
+                           v->render_cut ? "..." : "");
+}
+
+/* Moves the value's captured bytes into a body. */
+static void take_body(struct redis *s, struct st_entry *e, struct st_body *body,
+                      const struct value *v)
+{
+    st_body_append(s->conn, e, body, v->cap, v->cap_len);
+    if (v->wire > v->cap_len) {
+        body->size += v->wire - v->cap_len;
+        body->truncated = true;
+    }
+}
+
+static void set_int(json_t *o, const char *k, json_int_t v)
+{
+    json_object_set_new_nocheck(o, k, json_integer(v));
+}
+
+static struct st_entry *new_entry(struct redis *s)
+{
+    struct st_entry *e = st_conn_entry_new(s->conn, ST_PROTO_REDIS);
+    if (e == NULL) return NULL;
+    e->proto_version = s->resp3 ? "RESP3" : "RESP2";
+    e->section = json_object();
+    if (e->section == NULL) {
+        st_entry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* An entry for a command value; NULL when it is not a command or out of memory. */
+static struct st_entry *command_entry(struct redis *s, const struct value *v, char *cmd, size_t cmd_size)
+{
+    if (v->nchildren == 0) return NULL;
+    const struct elem *name = &v->elem[0];
+    size_t n = name->len < cmd_size - 1 ? name->len : cmd_size - 1;
+    for (size_t i = 0; i < n; i++) cmd[i] = (char)toupper((unsigned char)name->data[i]);
+    cmd[n] = '\0';
+    struct st_entry *e = new_entry(s);
+    if (e == NULL) return NULL;
+    e->start_us = v->start_us;
+    e->end_us = v->start_us;
+    e->request.present = true;
+    e->request.method = st_arena_strdup(&e->arena, cmd);
+    e->request.wire_bytes = v->wire;
+    take_body(s, e, &e->request.body, v);
+    json_t *sec = e->section;
+    json_object_set_new_nocheck(sec, "command", st_json_bytes_string(cmd, strlen(cmd)));
+    int k = key_index(v, cmd);
+    const char *key = NULL;
+    if (k > 0 && v->nchildren > (uint64_t)k && k < REDIS_ELEM_KEEP) {
+        key = st_arena_strndup(&e->arena, v->elem[k].data, v->elem[k].len);
+        e->request.path = key;
+        json_object_set_new_nocheck(sec, "key", st_json_bytes_string(key, v->elem[k].len));
+    }
+    const char *sub = NULL;
+    if (in_list(container_commands, cmd) && v->nchildren > 1) {
+        char up[64];
+        size_t m = v->elem[1].len < sizeof(up) - 1 ? v->elem[1].len : sizeof(up) - 1;
+        for (size_t i = 0; i < m; i++) up[i] = (char)toupper((unsigned char)v->elem[1].data[i]);
+        up[m] = '\0';
+        sub = st_arena_strdup(&e->arena, up);
+        json_object_set_new_nocheck(sec, "subcommand", st_json_bytes_string(sub, m));
+    }
+    set_int(sec, "args", (json_int_t)(v->nchildren - 1));
+    if (v->is_inline) json_object_set_new_nocheck(sec, "inline", json_true());
+    if (key) st_entry_set_summary(e, "%s %s", cmd, key);
+    else if (sub) st_entry_set_summary(e, "%s %s", cmd, sub);
+    else st_entry_set_summary(e, "%s", cmd);
+    return e;
+}
+
+static void reply_into(struct redis *s, struct st_entry *e, const struct value *v, uint64_t now_us)
+{
+    e->response.present = true;
+    e->response.wire_bytes += v->wire;
+    take_body(s, e, &e->response.body, v);
+    e->end_us = now_us;
+    if (json_object_get(e->section, "replyType") != NULL) return; /* later confirmations */
+    json_object_set_new_nocheck(e->section, "replyType", json_string_nocheck(reply_type_name(v->type)));
+    const char *text = render_text(e, v);
+    if (text) json_object_set_new_nocheck(e->section, "reply", st_json_bytes_string(text, strlen(text)));
+    if ((v->type == '-' || v->type == '!') && text) st_entry_set_error(e, "%s", text);
+}
+
+static void emit(struct redis *s, struct st_entry *e)
+{
+    st_conn_emit(s->conn, e);
+}
+
+static struct pending *queue_head(struct redis *s)
+{
+    return s->qlen ? &s->q[s->qhead] : NULL;
+}
+
+static void queue_pop(struct redis *s)
+{
+    st_conn_mem_refund(s->conn, s->q[s->qhead].charged);
+    s->qhead = (s->qhead + 1) % s->qcap;
+    s->qlen--;
+}
+
+static void queue_push(struct redis *s, struct st_entry *e, enum cmd_kind kind, int64_t left,
+                       int hello_proto)
+{
+    size_t charge = st_entry_mem(e);
+    if (s->untracked > 0 || s->qlen == REDIS_MAX_PENDING ||
+        st_conn_mem_charge(s->conn, charge) < 0) {
+        /* Too many unanswered commands to keep: count them, skip their replies. */
+        s->untracked++;
+        st_entry_free(e);
+        return;
+    }
+    if (s->qlen == s->qcap) {
+        size_t cap = s->qcap ? s->qcap * 2 : 16;
+        struct pending *q = malloc(cap * sizeof(*q));
+        if (q == NULL) {
+            st_conn_mem_refund(s->conn, charge);
+            s->untracked++;
+            st_entry_free(e);
+            return;
+        }
+        for (size_t i = 0; i < s->qlen; i++) q[i] = s->q[(s->qhead + i) % s->qcap];
+        free(s->q);
+        s->q = q;
+        s->qhead = 0;
+        s->qcap = cap;
+    }
+    struct pending *p = &s->q[(s->qhead + s->qlen) % s->qcap];
+    memset(p, 0, sizeof(*p));
+    p->e = e;
+    p->charged = charge;
+    p->kind = kind;
+    p->left = left;
+    p->hello_proto = hello_proto;
+    s->qlen++;
+}
+
+static void on_command(struct redis *s, const struct value *v, bool from_master)
+{
+    char cmd[64];
+    struct st_entry *e = command_entry(s, v, cmd, sizeof(cmd));
+    if (e == NULL) return;
+    if (from_master || s->replication) {
+        /* The replication stream: the master's commands, the replica's ACKs. */
+        json_object_set_new_nocheck(e->section, "replication", json_true());
+        emit(s, e);
+        return;
+    }
+    bool no_reply = false;
+    if (strcmp(cmd, "REPLCONF") == 0 && (elem_is(v, 1, "ACK") || elem_is(v, 1, "GETACK"))) {
+        no_reply = true;
+    } else if (strcmp(cmd, "CLIENT") == 0 && elem_is(v, 1, "REPLY")) {
+        if (elem_is(v, 2, "ON")) {
+            s->reply_off = false;
+            s->reply_skip = 0;
+        } else if (elem_is(v, 2, "OFF")) {
+            s->reply_off = true;
+            no_reply = true;
+        } else if (elem_is(v, 2, "SKIP")) {
+            if (!s->reply_off) s->reply_skip = 2; /* this command and the next */
+        }
+    }
+    if (s->reply_off) no_reply = true;
+    if (s->reply_skip > 0) {
+        s->reply_skip--;
+        no_reply = true;
+    }
+    if (no_reply) {
+        json_object_set_new_nocheck(e->section, "noReply", json_true());
+        emit(s, e);
+        return;
+    }
+    enum cmd_kind kind = K_NORMAL;
+    int64_t left = 1;
+    int64_t channels = (int64_t)v->nchildren - 1;
+    if (!strcmp(cmd, "SUBSCRIBE") || !strcmp(cmd, "PSUBSCRIBE") || !strcmp(cmd, "SSUBSCRIBE")) {
+        kind = K_SUBSCRIBE;
+        left = channels > 0 ? channels : 1;
+    } else if (!strcmp(cmd, "UNSUBSCRIBE") || !strcmp(cmd, "PUNSUBSCRIBE") ||
+               !strcmp(cmd, "SUNSUBSCRIBE")) {
+        kind = K_UNSUBSCRIBE;
+        left = channels > 0 ? channels : -1;
+    } else if (!strcmp(cmd, "MONITOR")) {
+        kind = K_MONITOR;
+    } else if (!strcmp(cmd, "PSYNC") || !strcmp(cmd, "SYNC")) {
+        kind = K_SYNC;
+    } else if (!strcmp(cmd, "HELLO")) {
+        kind = K_HELLO;
+    } else if (!strcmp(cmd, "RESET")) {
+        kind = K_RESET;
+    }
+    queue_push(s, e, kind, left, kind == K_HELLO ? (int)elem_int(v, 1) : 0);
+}
+
+static bool is_confirmation(const struct value *v)
+{
+    static const char *const kinds[] = {"subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+                                        "punsubscribe", "sunsubscribe", NULL};
+    for (const char *const *k = kinds; *k; k++)
+        if (elem_is(v, 0, *k)) return true;
+    return false;
+}
+
+static bool is_message(const struct value *v)
+{
+    return elem_is(v, 0, "message") || elem_is(v, 0, "pmessage") || elem_is(v, 0, "smessage");
+}
+
+/* A server push (pub/sub message, RESP3 push, MONITOR line): an entry of its own. */
+static void on_push(struct redis *s, const struct value *v, uint64_t now_us)
+{
+    struct st_entry *e = new_entry(s);
+    if (e == NULL) return;
+    e->start_us = v->start_us;
+    reply_into(s, e, v, now_us);
+    json_t *sec = e->section;
+    if (v->type == '+') { /* MONITOR: +1700000000.123456 [0 127.0.0.1:5000] "SET" "k" "v" */
+        json_object_set_new_nocheck(sec, "push", json_string_nocheck("monitor"));
+        const char *line = v->render;
+        size_t n = v->render_len;
+        const char *b = memchr(line, ']', n);
+        size_t off = b && (size_t)(b - line) + 2 <= n ? (size_t)(b - line) + 2 : 0;
+        st_entry_set_summary(e, "monitor %.*s", (int)(n - off > 80 ? 80 : n - off), line + off);
+        emit(s, e);
+        return;
+    }
+    char kind[32] = "push";
+    if (v->nchildren > 0 && !v->elem[0].is_int) {
+        size_t n = v->elem[0].len < sizeof(kind) - 1 ? v->elem[0].len : sizeof(kind) - 1;
+        memcpy(kind, v->elem[0].data, n);
+        kind[n] = '\0';
+    }
+    json_object_set_new_nocheck(sec, "push", st_json_bytes_string(kind, strlen(kind)));
+    bool pattern = elem_is(v, 0, "pmessage");
+    int ch = pattern ? 2 : 1;
+    if (pattern && v->nchildren > 1)
+        json_object_set_new_nocheck(sec, "pattern", st_json_bytes_string(v->elem[1].data, v->elem[1].len));
+    if (v->nchildren > (uint64_t)ch) {
+        const struct elem *c = &v->elem[ch];
+        json_object_set_new_nocheck(sec, "channel", st_json_bytes_string(c->data, c->len));
+        st_entry_set_summary(e, "%s %.*s", kind, (int)c->len, c->data);
+    } else {
+        st_entry_set_summary(e, "%s", kind);
+    }
+    emit(s, e);
+}
+
+/* PSYNC/SYNC's RDB payload starts when the head command is a sync that got
+ * +FULLRESYNC (or SYNC, whose reply is the payload itself). */
+static bool redis_rdb_starts(struct redis *s)
+{
+    if (s->rdb_expected && s->sync_entry != NULL) return true;
+    struct pending *p = queue_head(s);
+    if (p != NULL && p->kind == K_SYNC && !p->replied) {
+        s->sync_entry = p->e;
+        p->e = NULL;
+        queue_pop(s);
+        s->rdb_expected = true;
+        return true;
+    }
+    return false;
+}
+
+static void redis_rdb_done(struct redis *s, uint64_t now_us)
+{
+    struct reader *r = &s->rd[ST_DIR_TO_CLIENT];
+    struct st_entry *e = s->sync_entry;
+    s->sync_entry = NULL;
+    s->rdb_expected = false;
+    s->replication = true;
+    if (e == NULL) return;
+    e->response.present = true;
+    e->response.wire_bytes += r->rdb_wire;
+    e->response.body.size += r->rdb_wire;
+    if (e->response.body.size > e->response.body.len) e->response.body.truncated = true;
+    e->end_us = now_us;
+    if (json_object_get(e->section, "replyType") == NULL)
+        json_object_set_new_nocheck(e->section, "replyType", json_string_nocheck("rdb"));
+    set_int(e->section, "rdbBytes", (json_int_t)r->rdb_bytes);
+    emit(s, e);
+}
+
+static void on_reply(struct redis *s, const struct value *v, uint64_t now_us)
+{
+    struct pending *p = queue_head(s);
+    if ((v->type == '>' || v->type == '*') && is_confirmation(v) && p != NULL &&
+        (p->kind == K_SUBSCRIBE || p->kind == K_UNSUBSCRIBE)) {
+        reply_into(s, p->e, v, now_us);
+        int64_t count = v->nchildren > 2 && v->elem[2].is_int ? elem_int(v, 2) : 0;
+        s->subscribed = count > 0;
+        if (p->left > 0) p->left--;
+        if (p->left == 0 || (p->left < 0 && count <= 0)) {
+            struct st_entry *e = p->e;
+            queue_pop(s);
+            emit(s, e);
+        }
+        return;
+    }
+    if (v->type == '>' || (s->subscribed && v->type == '*' && is_message(v)) ||
+        (s->monitor && v->type == '+' && (p == NULL || p->kind != K_MONITOR))) {
+        on_push(s, v, now_us);
+        return;
+    }
+    if (p == NULL) {
+        if (s->untracked > 0) {
+            s->untracked--;
+            return;
+        }
+        /* A reply nobody asked for (we joined late, or the client's command was not
+         * understood): keep it visible. */
+        struct st_entry *e = new_entry(s);
+        if (e == NULL) return;
+        e->start_us = v->start_us;
+        reply_into(s, e, v, now_us);
+        if (e->error == NULL) st_entry_set_error(e, "reply without a command");
+        st_entry_set_summary(e, "reply %s", reply_type_name(v->type));
+        emit(s, e);
+        return;
+    }
+    struct st_entry *e = p->e;
+    enum cmd_kind kind = p->kind;
+    bool ok = v->type != '-' && v->type != '!';
+    reply_into(s, e, v, now_us);
+    if (kind == K_SYNC && ok && v->type == '+' && v->render_len >= 11 &&
+        memcmp(v->render, "FULLRESYNC ", 11) == 0) {
+        /* The RDB payload follows; the entry ends with it. */
+        s->sync_entry = e;
+        s->rdb_expected = true;
+        p->e = NULL;
+        queue_pop(s);
+        return;
+    }
+    if (kind == K_SYNC && ok && v->type == '+' && v->render_len >= 8 &&
+        memcmp(v->render, "CONTINUE", 8) == 0)
+        s->replication = true;
+    if (kind == K_MONITOR && ok) s->monitor = true;
+    if (kind == K_HELLO && ok && (p->hello_proto == 2 || p->hello_proto == 3)) {
+        s->resp3 = p->hello_proto == 3;
+        e->proto_version = s->resp3 ? "RESP3" : "RESP2";
+    }
+    if (kind == K_RESET && ok) {
+        s->resp3 = false;
+        s->subscribed = false;
+        s->monitor = false;
+        e->proto_version = "RESP2";
+    }
+    queue_pop(s);
+    emit(s, e);
+}
+
+static int redis_on_value(struct redis *s, enum st_dir dir, uint64_t now_us)
+{
+    const struct value *v = &s->rd[dir].v;
+    if (dir == ST_DIR_TO_SERVER) {
+        if (v->type != '*' && v->type != 'i') {
+            st_conn_fail(s->conn, "redis: client sent a RESP %s, not a command",
+                         reply_type_name(v->type));
+            return -1;
+        }
+        on_command(s, v, false);
+    } else if (s->replication && v->type == '*') {
+        on_command(s, v, true);
+    } else {
+        on_reply(s, v, now_us);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ module ops */
+
+static void *redis_create(struct st_conn *conn)
+{
+    struct redis *s = calloc(1, sizeof(*s));
+    if (s == NULL) return NULL;
+    if (st_conn_mem_charge(conn, sizeof(*s)) < 0) {
+        free(s);
+        return NULL;
+    }
+    s->conn = conn;
+    for (int d = 0; d < 2; d++) {
+        s->rd[d].dir = (enum st_dir)d;
+        s->rd[d].cur_elem = -1;
+    }
+    return s;
+}
+
+static int redis_feed(void *state, struct st_conn *conn, enum st_dir dir, const uint8_t *data,
+                      size_t len, uint64_t now_us)
+{
+    struct redis *s = state;
+    (void)conn;
+    return reader_feed(s, &s->rd[dir], data, len, now_us);
+}
+
+static void redis_close(void *state, struct st_conn *conn, enum st_close_reason reason,
+                        uint64_t now_us)
+{
+    struct redis *s = state;
+    (void)conn;
+    const char *why = reason == ST_CLOSE_RESET     ? "connection reset before the reply"
+                      : reason == ST_CLOSE_TIMEOUT ? "connection timed out before the reply"
+                                                   : "connection closed before the reply";
+    if (s->sync_entry != NULL) {
+        struct st_entry *e = s->sync_entry;
+        s->sync_entry = NULL;
+        e->end_us = now_us;
+        st_entry_set_error(e, "connection closed during the RDB transfer");
+        emit(s, e);
+    }
+    while (s->qlen > 0) {
+        struct pending *p = queue_head(s);
+        struct st_entry *e = p->e;
+        p->e = NULL;
+        queue_pop(s);
+        if (e == NULL) continue;
+        if (!e->response.present) {
+            e->end_us = now_us;
+            st_entry_set_error(e, "%s", why);
+        }
+        emit(s, e);
+    }
+}
+
+static void redis_destroy(void *state)
+{
+    struct redis *s = state;
+    if (s == NULL) return;
+    for (size_t i = 0; i < s->qlen; i++) st_entry_free(s->q[(s->qhead + i) % s->qcap].e);
+    free(s->q);
+    st_entry_free(s->sync_entry);
+    for (int d = 0; d < 2; d++) free(s->rd[d].v.cap);
+    free(s);
+}
+
+const struct st_proto_ops st_redis_ops = {
+    .proto = ST_PROTO_REDIS,
+    .create = redis_create,
+    .feed = redis_feed,
+    .close = redis_close,
+    .destroy = redis_destroy,
+};

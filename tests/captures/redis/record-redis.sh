@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Re-records tests/captures/redis/*.cap: real redis-cli, redis-benchmark, a raw socket
+# (inline commands) and a real replica against redis-server 7, all on loopback, through
+# record.py. The header says port 6379 whatever port the run used.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+rec="$here/../record.py"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitport() { for _ in $(seq 100); do python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }
+
+srv=$(freeport)
+redis-server --port "$srv" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+  --repl-diskless-sync yes --repl-diskless-sync-delay 0 --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!)
+waitport "$srv"
+cli() { redis-cli -h 127.0.0.1 -p "$srv" "$@" >/dev/null; }
+
+# record NAME COUNT -- starts the relay on a fresh port; sets $lp
+record() {
+  lp=$(freeport)
+  rm -f "$work/ready"
+  python3 "$rec" --listen "127.0.0.1:$lp" --upstream "127.0.0.1:$srv" --port 6379 \
+    --out "$work/$1" --count "$2" --seconds "${3:-20}" --ready "$work/ready" &
+  recpid=$!
+  for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
+}
+finish() { # NAME: wait for the relay, keep its first connection as NAME.cap
+  wait "$recpid" || true
+  cp "$work/$1-1.cap" "$here/$1.cap"
+}
+
+# 1. redis-cli, one command at a time, including an error reply and a miss.
+record basic 1
+printf '%s\n' 'SET user:1 alice' 'GET user:1' 'GET user:404' 'INCR user:1' 'HSET h:1 name bob age 42' \
+  'HGETALL h:1' 'DEL user:1 h:1' 'PING' | redis-cli -h 127.0.0.1 -p "$lp" >/dev/null
+finish basic
+
+# 2. redis-benchmark, pipelined (-P 5), one client.
+# It opens one connection for its CONFIG GET, then one per test.
+record pipeline 3
+redis-benchmark -h 127.0.0.1 -p "$lp" -c 1 -n 10 -P 5 -t set,get -r 100 -q >/dev/null
+wait "$recpid" || true
+cp "$work/pipeline-2.cap" "$here/pipeline-set.cap"  # 1 is its CONFIG GET connection
+cp "$work/pipeline-3.cap" "$here/pipeline-get.cap"
+
+# 3. MULTI/EXEC, pipelined in one write by redis-cli --pipe (which adds an ECHO marker).
+resp() { # args -> one RESP command
+  printf '*%d\r\n' $#; for a in "$@"; do printf '$%d\r\n%s\r\n' ${#a} "$a"; done
+}
+record multi 1
+{ resp MULTI; resp SET counter 10; resp INCR counter; resp GET counter; resp EXEC
+  resp MULTI; resp SET other x; resp NOSUCHCMD; resp EXEC; } | redis-cli -h 127.0.0.1 -p "$lp" --pipe >/dev/null 2>&1 || true # errors make it exit 1
+finish multi
+
+# 4. Inline commands from a raw socket, pipelined in one write.
+record inline 1
+python3 - "$lp" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b'PING\r\nSET greeting "hello world"\r\nGET greeting\r\nEXISTS greeting nokey\r\n')
+want, got = b"+PONG\r\n+OK\r\n$11\r\nhello world\r\n:1\r\n", b""
+deadline = time.time() + 5
+while len(got) < len(want) and time.time() < deadline:
+    got += s.recv(4096)
+assert got == want, got
+s.close()
+PY
+finish inline
+
+# 5. RESP3 (redis-cli -3 sends HELLO 3): map, set, double, null replies.
+cli HSET h:3 f1 v1 f2 v2 >/dev/null; cli SADD s:3 a b >/dev/null; cli ZADD z:3 1.5 m >/dev/null
+record resp3 1
+printf '%s\n' 'HGETALL h:3' 'SMEMBERS s:3' 'ZSCORE z:3 m' 'GET nokey' 'EXISTS h:3' | \
+  redis-cli -3 -h 127.0.0.1 -p "$lp" >/dev/null
+finish resp3
+
+# 6. Pub/sub: a subscriber through the relay, two messages published directly.
+record pubsub 1
+(timeout 3 redis-cli -h 127.0.0.1 -p "$lp" SUBSCRIBE news alerts >/dev/null || true) &
+sub=$!
+for _ in $(seq 100); do
+  [[ $(redis-cli -h 127.0.0.1 -p "$srv" PUBSUB NUMSUB news | sed -n 2p) == 1 ]] && break; sleep 0.05
+done
+cli PUBLISH news "hello subscribers"
+cli PUBLISH alerts "disk full"
+wait "$sub"
+finish pubsub
+
+# 7. A real replica syncing from the leader through the relay (diskless: $EOF:<mark>).
+cli SET repl:seed 1 >/dev/null
+record replica 1 30
+rport=$(freeport)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+  --replicaof 127.0.0.1 "$lp" --repl-ping-replica-period 1 --daemonize no >"$work/replica.log" 2>&1 &
+rpid=$!
+pids+=($rpid)
+for _ in $(seq 200); do
+  redis-cli -h 127.0.0.1 -p "$rport" INFO replication 2>/dev/null | grep -q 'master_link_status:up' && break; sleep 0.05
+done
+cli SET repl:key value1
+cli INCR repl:counter
+cli DEL repl:seed
+for _ in $(seq 100); do
+  [[ $(redis-cli -h 127.0.0.1 -p "$rport" GET repl:key) == value1 ]] && break; sleep 0.05
+done
+sleep 1.5 # one REPLCONF ACK round
+redis-cli -h 127.0.0.1 -p "$rport" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+wait "$rpid" 2>/dev/null || true
+finish replica
+
+# 8. MONITOR through the relay while another client runs commands.
+record monitor 1
+(timeout 2 redis-cli -h 127.0.0.1 -p "$lp" MONITOR >/dev/null || true) &
+mon=$!
+sleep 0.5
+cli SET mon:key 1
+cli GET mon:key
+wait "$mon"
+finish monitor
+
+ls -l "$here"/*.cap
