@@ -18,6 +18,7 @@ static const struct st_proto_ops *const modules[] = {
     &st_dns_ops,
     &st_tls_ops,
     &st_redis_ops,
+    &st_kafka_ops,
 };
 
 const char *const st_default_redact[] = {
