@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +99,12 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Two descriptors per relayed connection: take every descriptor we are allowed. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     json_object_seed(0);
 

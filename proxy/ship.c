@@ -8,6 +8,7 @@
 #include "ship.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,9 @@ struct st_ship {
     bool registered;
     int up; /* collector_up gauge */
     bool logged_reject, logged_down;
+
+    uint64_t trimmed_s; /* last malloc_trim() */
+    struct event *trim_timer;
 
     bool flushing;
     void (*done)(void *);
@@ -396,6 +400,27 @@ static void on_reregister(evutil_socket_t fd, short what, void *arg)
     start_register(arg);
 }
 
+/* A burst of entries leaves freed memory in malloc's arenas; once the queue is empty,
+ * hand it back to the kernel (at most every 10 s: trimming walks the heap). */
+static void maybe_trim(struct st_ship *s)
+{
+    if (s->head != NULL) return;
+    struct timeval tv;
+    event_base_gettimeofday_cached(s->base, &tv);
+    if ((uint64_t)tv.tv_sec < s->trimmed_s + 10) {
+        if (!evtimer_pending(s->trim_timer, NULL)) timer_after(s->trim_timer, 10000);
+        return;
+    }
+    s->trimmed_s = (uint64_t)tv.tv_sec;
+    malloc_trim(0);
+}
+
+static void on_trim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    maybe_trim(arg);
+}
+
 /* Moves queued entries on: to the file, or as the next batch once registered. */
 static void pump(struct st_ship *s)
 {
@@ -406,6 +431,7 @@ static void pump(struct st_ship *s)
         else if (!s->batch.busy && s->head != NULL) start_batch(s);
         if (s->head != NULL && !s->batch.busy) schedule(s);
     }
+    maybe_trim(s);
     check_done(s);
 }
 
@@ -525,7 +551,8 @@ struct st_ship *st_ship_new(struct event_base *base, const struct st_proxy_confi
     s->batch_timer = evtimer_new(base, on_batch_timer, s);
     s->flush_deadline = evtimer_new(base, on_flush_deadline, s);
     s->reregister_timer = evtimer_new(base, on_reregister, s);
-    if (!s->batch_timer || !s->flush_deadline || !s->reregister_timer) goto oom;
+    s->trim_timer = evtimer_new(base, on_trim_timer, s);
+    if (!s->batch_timer || !s->flush_deadline || !s->reregister_timer || !s->trim_timer) goto oom;
     if (request_init(s, &s->reg, REQ_REGISTER) < 0 || request_init(s, &s->batch, REQ_ENTRIES) < 0) goto oom;
 
     if (cfg->collector_url != NULL) {
@@ -564,6 +591,7 @@ void st_ship_free(struct st_ship *s)
     request_free(&s->batch);
     if (s->reregister_timer) event_free(s->reregister_timer);
     if (s->batch_timer) event_free(s->batch_timer);
+    if (s->trim_timer) event_free(s->trim_timer);
     if (s->flush_deadline) event_free(s->flush_deadline);
     if (s->file) fclose(s->file);
     free(s->line.data);
