@@ -285,7 +285,7 @@ class ServerRobustness(unittest.TestCase):
                                 "-verify_hostname", HOST],
                                input=b"", capture_output=True, timeout=20)
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn(b"Protocol  : " + proto, p.stdout)
+            self.assertIn(b"New, " + proto + b", Cipher is", p.stdout)
             self.assertIn(b"Verify return code: 0 (ok)", p.stdout)
         code, _, _ = self.inj.curl("/healthz", extra=["--tls-max", "1.1"])
         self.assertEqual(code, 0)
