@@ -77,7 +77,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct app *app = arg;
     if (app->px.draining) {
         fprintf(stderr, "sidetap-proxy: second signal, stopping now\n");
-        flush_and_exit(app);
+        if (app->flushing) event_base_loopbreak(app->px.base);
+        else flush_and_exit(app);
         return;
     }
     fprintf(stderr, "sidetap-proxy: %s: draining %u connection(s) for up to %u ms\n", strsignal((int)sig),

@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("SIDETAP_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
 PROXY = os.environ.get("SIDETAP_PROXY", "")
 POD_IP = "10.77.0.1"
+POD_IP6 = "fd77::1"
 OTHER_IP = "10.77.0.9"
 PY = sys.executable or "python3"
 
@@ -509,6 +510,21 @@ def t_inbound(env):
     check("name" not in e["src"], "src identity left to the collector")
 
 
+def t_ipv6(env):
+    """IPv6: the [::] listener, IP6T_SO_ORIGINAL_DST, entries with IPv6 endpoints."""
+    env.servers("http6:8080")
+    p = env.proxy(collector=False, env={"SIDETAP_ENTRIES_FILE": env.path("entries.jsonl")})
+    s, h, body = http_get(POD_IP6, 8080, "/blob?size=200000")
+    eq((s, body == blob(200000)), (200, True), "response over IPv6")
+    eq(env.stop(p), 0, "exit code")
+    es = entries_of(env.path("entries.jsonl"))
+    eq(len(es), 1, "one entry")
+    eq(es[0]["dst"]["ip"], POD_IP6, "dst.ip")
+    eq(es[0]["dst"]["port"], 8080, "dst.port")
+    eq(es[0]["src"]["ip"], POD_IP6, "src.ip")
+    eq(es[0]["src"]["port"], int(h["X-Peer-Port"]), "src.port is the upstream socket's port")
+
+
 def t_self_connect(env):
     """A connection straight to the listener (its original destination is the listener)
     is closed and counted instead of looping."""
@@ -574,6 +590,7 @@ SCENARIOS = {
     "dns": t_dns,
     "inbound": t_inbound,
     "self-connect": t_self_connect,
+    "ipv6": t_ipv6,
     "bad-config": t_bad_config,
 }
 
@@ -614,6 +631,7 @@ def outside(name):
         sh(*nx, "ip", "link", "set", "pod0p", "up")
         sh(*nx, "ip", "addr", "add", POD_IP + "/24", "dev", "pod0")
         sh(*nx, "ip", "addr", "add", OTHER_IP + "/32", "dev", "pod0")
+        sh(*nx, "ip", "-6", "addr", "add", POD_IP6 + "/64", "dev", "pod0", "nodad")
         sh(*nx, "ip", "link", "set", "pod0", "up")
         ipt = nx + ["iptables", "-w", "-t", "nat", "-A", "OUTPUT"]
         own = ["-m", "owner", "!", "--uid-owner", "1717"]
@@ -621,6 +639,8 @@ def outside(name):
         sh(*ipt, "-p", "tcp", *own, "--dport", str(IN_PORT), "-j", "REDIRECT", "--to-ports", "16006")
         sh(*ipt, "-p", "udp", *own, "-d", POD_IP, "--dport", "53", "-j", "REDIRECT", "--to-ports", "16053")
         sh(*ipt, "-p", "tcp", *own, "-d", POD_IP, "--dport", "53", "-j", "REDIRECT", "--to-ports", "16053")
+        ip6 = nx + ["ip6tables", "-w", "-t", "nat", "-A", "OUTPUT"]
+        sh(*ip6, "-p", "tcp", *own, "-m", "multiport", "--dports", OUT_PORTS, "-j", "REDIRECT", "--to-ports", "16001")
         with open(os.path.join(tmp, "resolv.conf"), "w") as f:
             f.write("nameserver %s\n" % POD_IP)
         r = subprocess.run(nx + [PY, os.path.abspath(__file__), "--inside", name, tmp], timeout=240)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """servers.py - the upstream servers the proxy tests relay to (stdlib only).
 
-    servers.py --ready FILE KIND:PORT...      (all bound to 0.0.0.0)
+    servers.py --ready FILE KIND:PORT...      (bound to 0.0.0.0; http6 to [::])
 
 http     GET /blob?size=N   N deterministic bytes (blob(N)); header X-Peer-Port = the
                             client's port as this server saw it
@@ -105,10 +105,10 @@ def main():
     for spec in args:
         kind, port = spec.split(":")
         port = int(port)
-        if kind == "http":
-            ThreadingHTTPServer.allow_reuse_address = True
-            srv = ThreadingHTTPServer(("0.0.0.0", port), Http)
-            srv.daemon_threads = True
+        if kind in ("http", "http6"):
+            cls = type("Server", (ThreadingHTTPServer,), {"allow_reuse_address": True, "daemon_threads": True,
+                                                          "address_family": socket.AF_INET6 if kind == "http6" else socket.AF_INET})
+            srv = cls(("::" if kind == "http6" else "0.0.0.0", port), Http)
         else:
             srv = Stream(("0.0.0.0", port), {"eofecho": EofEcho, "banner": Banner, "reset": Reset}[kind])
         servers.append(srv)
