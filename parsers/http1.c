@@ -130,6 +130,12 @@ static struct side *side_of(llhttp_t *p)
     return (struct side *)p;
 }
 
+/* The gathered span; never NULL, even before the first byte (an empty URL is possible). */
+static const char *acc_data(const struct side *s)
+{
+    return s->acc ? s->acc : "";
+}
+
 /* Charges bytes kept in an exchange's entry while it waits in the FIFO. */
 static int charge_exchange(struct side *s, size_t bytes)
 {
@@ -234,10 +240,20 @@ static void emit(struct http1 *h, struct exchange *x)
 {
     struct st_entry *e = x->entry;
     const char *path = e->request.path ? e->request.path : e->request.url;
-    if (e->request.method != NULL)
-        st_entry_set_summary(e, "%s %s", e->request.method, path ? path : "");
-    else
-        st_entry_set_summary(e, "HTTP request (incomplete)");
+    if (e->request.method != NULL) {
+        /* "METHOD path", without printf: this runs for every exchange. */
+        size_t ml = strlen(e->request.method), pl = path ? strlen(path) : 0;
+        char *sum = st_arena_alloc(&e->arena, ml + 1 + pl + 1);
+        if (sum != NULL) {
+            memcpy(sum, e->request.method, ml);
+            sum[ml] = ' ';
+            if (pl) memcpy(sum + ml + 1, path, pl);
+            sum[ml + 1 + pl] = '\0';
+            e->summary = sum;
+        }
+    } else {
+        e->summary = "HTTP request (incomplete)";
+    }
     if (e->end_us < e->start_us) e->end_us = e->start_us;
     st_conn_mem_refund(h->conn, x->charged);
     x->charged = 0;
@@ -315,7 +331,7 @@ static int req_url_complete(llhttp_t *p)
     e->request.method = method_name(p->method);
     s->cur->method = p->method;
     if (charge_exchange(s, s->acc_len * 2) < 0) return -1;
-    if (set_target(e, s->acc, s->acc_len) < 0) {
+    if (set_target(e, acc_data(s), s->acc_len) < 0) {
         s->h->cb_error = "out of memory";
         return -1;
     }
@@ -350,7 +366,7 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct side *s = side_of(p);
     struct exchange *x = s->cur;
-    const char *name = s->acc, *value = s->acc + s->name_len;
+    const char *name = acc_data(s), *value = acc_data(s) + s->name_len;
     size_t name_len = s->name_len, value_len = s->acc_len - s->name_len;
     s->acc_len = s->name_len = 0;
     if (x == NULL) return 0;
@@ -434,7 +450,7 @@ static int resp_status_complete(llhttp_t *p)
     struct st_entry *e = s->cur->entry;
     if (charge_exchange(s, s->acc_len + 1) < 0) return -1;
     e->response.status = p->status_code;
-    e->response.status_text = st_arena_strndup(&e->arena, s->acc, s->acc_len);
+    e->response.status_text = st_arena_strndup(&e->arena, acc_data(s), s->acc_len);
     if (e->response.status_text == NULL) {
         s->h->cb_error = "out of memory";
         return -1;
