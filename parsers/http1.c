@@ -75,6 +75,7 @@ struct http1 {
     const char *cb_error; /* set by a callback before it returns an error */
     size_t mem_charged;   /* acc buffers and held bytes */
     bool dead;            /* failed or switched: ignore everything */
+    bool upgrade_refused_early; /* see message_done() */
 };
 
 static const llhttp_settings_t request_settings, response_settings;
@@ -594,6 +595,9 @@ static int message_done(struct http1 *h, struct side *s, const uint8_t *rest, si
         s->msg_bytes = 0;
         x->req_done = true;
         x->upgrade = s->parser.upgrade;
+        /* Answered already (a 101 would have switched): the upgrade pause that follows
+         * must not hold anything. */
+        if (x->upgrade && x->resp_done) h->upgrade_refused_early = true;
         if (x->resp_done) emit_done(h);
         return 0;
     }
@@ -644,15 +648,15 @@ static int side_feed(struct http1 *h, enum st_dir dir, const uint8_t *data, size
         }
         if (err == HPE_PAUSED_UPGRADE && dir == ST_DIR_TO_SERVER) {
             /* After an upgrade request or CONNECT: hold until the server answers. */
-            struct exchange *x = h->tail;
-            h->held_for = x;
+            if (h->upgrade_refused_early) {
+                /* The server refused before the request ended: HTTP/1 goes on. */
+                h->upgrade_refused_early = false;
+                llhttp_resume_after_upgrade(&s->parser);
+                continue;
+            }
+            h->held_for = h->tail;
             if (hold(h, data, len) < 0)
                 return fail(h, s, "too many client bytes before the answer to an upgrade");
-            if (x != NULL && x->resp_done) {
-                /* The server answered before the request ended. */
-                int r = upgrade_answered(h, x, NULL, 0);
-                return r < 0 ? -1 : 0;
-            }
             return 0;
         }
         if (err == HPE_PAUSED_UPGRADE) {

@@ -396,6 +396,23 @@ static void test_h2c(void)
     a = RUN(d);
     CHECK_INT(json_array_size(a), 2);
     CHECK_STR(JSTR(a, "0.protocol.name"), "http");
+    json_t *declined = a;
+
+    /* Refused before the upgrade request's body even ended. */
+    struct step early[] = {
+        C2S("POST /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nab", 10),
+        S2C("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", 20),
+        C2S("cdeGET /next HTTP/1.1\r\n\r\n", 30),
+        S2C("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 40),
+    };
+    a = RUN(early);
+    CHECK_INT(json_array_size(a), 2);
+    CHECK_INT(JINT(a, "0.response.status"), 400);
+    CHECK_STR(JSTR(a, "0.request.body.data"), "abcde");
+    CHECK_STR(JSTR(a, "1.summary"), "GET /next");
+    CHECK_INT(JINT(a, "1.response.status"), 200);
+    json_decref(a);
+    a = declined;
     CHECK_STR(JSTR(a, "0.response.body.data"), "h1");
     CHECK_STR(JSTR(a, "1.summary"), "GET /two");
     CHECK_STR(JSTR(a, "1.response.body.data"), "2");
