@@ -539,25 +539,28 @@ class Node:
     def _write_hosts(self):
         tmp = self.hosts_path + ".tmp"
         with open(tmp, "w") as f:
-            for fqdn, ip in sorted(self.records.items()):
-                f.write("%s %s\n" % (ip, fqdn))
+            for fqdn, ips in sorted(self.records.items()):
+                for ip in ips:
+                    f.write("%s %s\n" % (ip, fqdn))
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.hosts_path)
 
     def add_record(self, fqdn, ip):
-        """Adds an A record to the cluster DNS (dnsmasq re-reads it on SIGHUP)."""
+        """Adds an A record to the cluster DNS (dnsmasq re-reads it on SIGHUP). `ip` may
+        be a list: one A record each, like a Service with several ready pods."""
         if self.dns is None:
             raise HarnessError("add_dns() first")
-        self.records[fqdn] = ip
+        self.records[fqdn] = list(ip) if isinstance(ip, (list, tuple)) else [ip]
         self._write_hosts()
         self.dns_proc.send_signal(signal.SIGHUP)
         time.sleep(0.1)
 
     def add_service(self, service, pod, namespace=None):
-        """<service>.<namespace>.svc.<domain> -> the pod's IP (a headless Service).
-        Returns the fully qualified name."""
-        fqdn = "%s.%s.svc.%s" % (service, namespace or pod.namespace, self.domain)
-        self.add_record(fqdn, pod.ip)
+        """<service>.<namespace>.svc.<domain> -> the pod's IP (a headless Service); `pod`
+        may be a list of pods (one A record each). Returns the fully qualified name."""
+        pods = list(pod) if isinstance(pod, (list, tuple)) else [pod]
+        fqdn = "%s.%s.svc.%s" % (service, namespace or pods[0].namespace, self.domain)
+        self.add_record(fqdn, [p.ip for p in pods])
         return fqdn
 
     # -- collector ------------------------------------------------------------------------
