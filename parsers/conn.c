@@ -19,6 +19,7 @@ static const struct st_proto_ops *const modules[] = {
     &st_tls_ops,
     &st_redis_ops,
     &st_kafka_ops,
+    &st_http2_ops,
 };
 
 const char *const st_default_redact[] = {

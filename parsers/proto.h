@@ -27,6 +27,7 @@ extern const struct st_proto_ops st_dns_ops;
 extern const struct st_proto_ops st_tls_ops;
 extern const struct st_proto_ops st_redis_ops;
 extern const struct st_proto_ops st_kafka_ops;
+extern const struct st_proto_ops st_http2_ops;
 
 /* --- helpers for modules --- */
 const struct st_conn_info *st_conn_info(const struct st_conn *conn);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "capture.h"
+#include "entry_json.h"
 #include "check.h"
 
 /* The entries of a capture (recorded chunking) after checking that 1-byte and three
@@ -66,6 +67,56 @@ static inline int maybe_dump(int argc, char **argv)
     json_decref(j);
     st_capture_free(&cap);
     exit(0);
+}
+
+
+/* ---- hand-made connections: steps fed whole and 1 byte at a time must agree ---- */
+
+struct feed_step {
+    enum st_dir dir;
+    const uint8_t *data;
+    size_t len;
+};
+
+static inline void steps_collect(struct st_entry *e, void *arg)
+{
+    json_array_append_new((json_t *)arg, st_entry_to_json(e, NULL));
+    st_entry_free(e);
+}
+
+/* The entries (caller frees) of a connection to `port` fed with the steps. */
+static inline json_t *run_steps(const struct feed_step *steps, size_t n, const struct st_parse_config *cfg,
+                                uint16_t port)
+{
+    struct st_parse_config defaults;
+    if (cfg == NULL) {
+        st_parse_config_init(&defaults);
+        cfg = &defaults;
+    }
+    json_t *results[2];
+    for (int mode = 0; mode < 2; mode++) {
+        json_t *got = json_array();
+        struct st_conn_info info = {.start_us = 1000000, .transport = ST_TRANSPORT_TCP};
+        strcpy(info.client.ip, "10.0.0.1");
+        strcpy(info.server.ip, "10.0.0.2");
+        info.server.port = port;
+        struct st_conn *c = st_conn_new(&info, cfg, steps_collect, got);
+        for (size_t i = 0; i < n; i++) {
+            if (mode == 0) st_conn_feed(c, steps[i].dir, steps[i].data, steps[i].len, 1000000 + i);
+            else
+                for (size_t k = 0; k < steps[i].len; k++)
+                    st_conn_feed(c, steps[i].dir, steps[i].data + k, 1, 1000000 + i);
+        }
+        st_conn_close(c, ST_CLOSE_FIN, 2000000);
+        st_conn_free(c);
+        results[mode] = got;
+    }
+    if (!json_equal(results[0], results[1])) {
+        fprintf(stderr, "1-byte feeding differs from whole chunks\n");
+        check_failures++;
+    }
+    json_decref(results[1]);
+    return results[0];
 }
 
 #endif
