@@ -339,7 +339,8 @@ static int decode_block(struct h2 *h, enum st_dir dir)
         }
     }
 
-    const uint8_t *in = x->block;
+    static const uint8_t empty[1];
+    const uint8_t *in = x->block_len ? x->block : empty; /* an empty block is valid HPACK */
     size_t inlen = x->block_len;
     bool informational = false;
     for (;;) {
