@@ -174,6 +174,33 @@ static void test_replica(void)
     json_decref(a);
 }
 
+static void test_replica_disk_and_patterns(void)
+{
+    /* Disk-based sync: $<len> RDB without a trailing CRLF, then the command stream. */
+    json_t *a = replay_checked("redis/replica-disk.cap", NULL);
+    if (a == NULL) return;
+    CHECK_INT(json_array_size(a), 7);
+    CHECK_STR(JSTR(E(a, 3), "summary"), "PSYNC");
+    CHECK_INT(JINT(E(a, 3), "redis", "rdbBytes"), 523);
+    /* "+FULLRESYNC <40-char id> 123\r\n" (58) + "$523\r\n" (6) + 523 */
+    CHECK_INT(JINT(E(a, 3), "response", "bytes"), 58 + 6 + 523);
+    CHECK_STR(JSTR(E(a, 4), "summary"), "SELECT");
+    CHECK_STR(JSTR(E(a, 5), "summary"), "SET repl:disk");
+    CHECK(JTRUE(E(a, 5), "redis", "replication"));
+    CHECK_STR(JSTR(E(a, 6), "summary"), "REPLCONF ACK");
+    json_decref(a);
+
+    a = replay_checked("redis/psubscribe.cap", NULL);
+    if (a == NULL) return;
+    CHECK_INT(json_array_size(a), 2);
+    CHECK_STR(JSTR(E(a, 0), "summary"), "PSUBSCRIBE orders.*");
+    CHECK_STR(JSTR(E(a, 1), "summary"), "pmessage orders.eu");
+    CHECK_STR(JSTR(E(a, 1), "redis", "pattern"), "orders.*");
+    CHECK_STR(JSTR(E(a, 1), "redis", "channel"), "orders.eu");
+    CHECK_STR(JSTR(E(a, 1), "redis", "reply"), "[pmessage, orders.*, orders.eu, order 17]");
+    json_decref(a);
+}
+
 /* ---- hand-made connections ---- */
 
 static json_t *got;
@@ -410,6 +437,7 @@ int main(int argc, char **argv)
     test_resp3();
     test_pubsub();
     test_replica();
+    test_replica_disk_and_patterns();
     test_resp3_types();
     test_sync_sized_rdb();
     test_huge_value();

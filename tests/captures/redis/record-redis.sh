@@ -117,7 +117,37 @@ redis-cli -h 127.0.0.1 -p "$rport" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$rpid" 2>/dev/null || true
 finish replica
 
-# 8. MONITOR through the relay while another client runs commands.
+# 8. The same with a disk-based sync: $<len> RDB payload, no trailing CRLF.
+cli CONFIG SET repl-diskless-sync no >/dev/null
+record replica-disk 1 30
+rport=$(freeport)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+  --dbfilename replica-disk.rdb --replicaof 127.0.0.1 "$lp" --daemonize no >"$work/replica2.log" 2>&1 &
+rpid=$!
+pids+=($rpid)
+for _ in $(seq 200); do
+  redis-cli -h 127.0.0.1 -p "$rport" INFO replication 2>/dev/null | grep -q 'master_link_status:up' && break; sleep 0.05
+done
+cli SET repl:disk yes
+for _ in $(seq 100); do
+  [[ $(redis-cli -h 127.0.0.1 -p "$rport" GET repl:disk) == yes ]] && break; sleep 0.05
+done
+redis-cli -h 127.0.0.1 -p "$rport" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+wait "$rpid" 2>/dev/null || true
+finish replica-disk
+
+# 9. PSUBSCRIBE: pattern messages.
+record psubscribe 1
+(timeout 3 redis-cli -h 127.0.0.1 -p "$lp" PSUBSCRIBE 'orders.*' >/dev/null || true) &
+sub=$!
+for _ in $(seq 100); do
+  [[ $(redis-cli -h 127.0.0.1 -p "$srv" PUBSUB NUMPAT) == 1 ]] && break; sleep 0.05
+done
+cli PUBLISH orders.eu "order 17"
+wait "$sub"
+finish psubscribe
+
+# 10. MONITOR through the relay while another client runs commands.
 record monitor 1
 (timeout 2 redis-cli -h 127.0.0.1 -p "$lp" MONITOR >/dev/null || true) &
 mon=$!
