@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -44,6 +45,7 @@ struct relay {
     uint8_t shut[2];          /* shutdown(SHUT_WR) done on side i */
     uint8_t paused[2];        /* reading side i paused: the peer's output is full */
     uint8_t reset_pending[2]; /* reset side i once its output drained */
+    uint8_t read_error[2];    /* pull_more() saw a read error (a reset) on side i */
 };
 
 TAILQ_HEAD(relay_list, relay);
@@ -153,11 +155,61 @@ static bool pass_fin(struct relay *r, int to)
     return false;
 }
 
+/* libevent 2.1 reads at most 4 KiB per wakeup (EVBUFFER_MAX_READ), which costs a
+ * readv, an ioctl and a loop turn per 4 KiB. So once woken, read on ourselves in
+ * IO_CHUNK steps up to the watermark. EOF is left for libevent to find on its next read
+ * (a socket at EOF stays readable); an error is remembered, because after a reset the
+ * next read returns EOF and the reset would look like a FIN. */
+static void pull_loop(struct relay *r, int side, struct evbuffer *in, int fd, size_t high);
+
+static void pull_more(struct relay *r, int side, struct evbuffer *in)
+{
+    size_t high = r->px->cfg->buffer_high;
+    int fd = bufferevent_getfd(r->bev[side]);
+    /* A bufferevent keeps its input's end frozen except while it reads itself. */
+    evbuffer_unfreeze(in, 0);
+    pull_loop(r, side, in, fd, high);
+    evbuffer_freeze(in, 0);
+}
+
+static void pull_loop(struct relay *r, int side, struct evbuffer *in, int fd, size_t high)
+{
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+        if (len >= high) return;
+        size_t want = high - len < IO_CHUNK ? high - len : IO_CHUNK;
+        struct evbuffer_iovec v[2];
+        int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+        if (n <= 0) return;
+        struct iovec iov[2];
+        size_t room = 0;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len < want - room ? v[i].iov_len : want - room;
+            room += iov[i].iov_len;
+        }
+        ssize_t got = readv(fd, iov, n);
+        if (got <= 0) {
+            if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) r->read_error[side] = 1;
+            evbuffer_commit_space(in, v, 0);
+            return;
+        }
+        size_t left = (size_t)got;
+        for (int i = 0; i < n; i++) {
+            v[i].iov_len = left < iov[i].iov_len ? left : iov[i].iov_len;
+            left -= v[i].iov_len;
+        }
+        evbuffer_commit_space(in, v, n);
+        if ((size_t)got < room) return; /* drained */
+    }
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct relay *r = arg;
     int side = bev == r->bev[CLIENT] ? CLIENT : UPSTREAM;
     struct evbuffer *in = bufferevent_get_input(bev);
+    pull_more(r, side, in);
     size_t len = evbuffer_get_length(in);
     if (len == 0) return;
     uint64_t now_us = st_proxy_now_us(r->px);
@@ -193,6 +245,14 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     }
     struct evbuffer *out = bufferevent_get_output(r->bev[1 - side]);
+    /* Fast path: when nothing is queued for the peer, write straight to its socket. In
+     * the common case the kernel takes it all and no write event is ever armed (no
+     * epoll_ctl, no extra loop turn). What it does not take, and any error, is left to
+     * the bufferevent as usual; order is kept because the queue was empty. */
+    if (evbuffer_get_length(out) == 0 && (side == UPSTREAM || r->connected) && !r->shut[1 - side]) {
+        evbuffer_write_atmost(in, bufferevent_getfd(r->bev[1 - side]), -1);
+        if (evbuffer_get_length(in) == 0) return;
+    }
     evbuffer_add_buffer(out, in);
     size_t high = r->px->cfg->buffer_high;
     if (evbuffer_get_length(out) >= high) {
@@ -270,6 +330,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             bufferevent_enable(bev, EV_READ);
         return;
     }
+    if ((what & BEV_EVENT_EOF) && r->read_error[side]) what = BEV_EVENT_ERROR | BEV_EVENT_READING;
     if (what & BEV_EVENT_ERROR) {
         /* A reset (or a write to a closed peer): the other side gets what was already
          * read for it, then a reset. */
