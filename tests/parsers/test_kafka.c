@@ -528,8 +528,53 @@ static void test_misc_and_hostile(void)
     reset();
 }
 
+/* Flexible ListOffsets v7 and OffsetCommit v8, answered in reverse order. */
+static void test_flexible_offsets(void)
+{
+    struct st_conn *c = conn_new();
+    req_header(&q, 2, 7, 30, true);
+    i32(&q, -1), i8(&q, 0);
+    arr(&q, 1), str(&q, "audit"), arr(&q, 2);
+    for (int p = 0; p < 2; p++) i32(&q, p), i32(&q, -1), i64(&q, -2), tags(&q);
+    tags(&q), tags(&q);
+    finish(&q);
+    feed(c, ST_DIR_TO_SERVER, &q, 3, 7000100);
+    req_header(&q, 8, 8, 31, true);
+    str(&q, "reporting"), i32(&q, 4), str(&q, "member-9"), str(&q, NULL);
+    arr(&q, 1), str(&q, "ledger"), arr(&q, 1), i32(&q, 5), i64(&q, 100), i32(&q, 3), str(&q, "meta"), tags(&q);
+    tags(&q), tags(&q);
+    finish(&q);
+    feed(c, ST_DIR_TO_SERVER, &q, 3, 7000200);
+    resp_header(&r, 31, true, true);
+    i32(&r, 0), arr(&r, 1), str(&r, "ledger"), arr(&r, 1), i32(&r, 5), i16(&r, 0), tags(&r), tags(&r), tags(&r);
+    finish(&r);
+    feed(c, ST_DIR_TO_CLIENT, &r, 3, 7000300);
+    resp_header(&r, 30, true, true);
+    i32(&r, 0), arr(&r, 1), str(&r, "audit"), arr(&r, 2);
+    for (int p = 0; p < 2; p++) i32(&r, p), i16(&r, p ? 75 : 0), i64(&r, -1), i64(&r, 0), i32(&r, 0), tags(&r);
+    tags(&r), tags(&r);
+    finish(&r);
+    feed(c, ST_DIR_TO_CLIENT, &r, 3, 7000400);
+    st_conn_close(c, ST_CLOSE_FIN, 7000500);
+    st_conn_free(c);
+    CHECK_INT(ngot, 2);
+    json_t *e = got_json(0);
+    CHECK_STR(jstr(e, "summary"), "OffsetCommit ledger");
+    CHECK_STR(jstr(e, "kafka.groupId"), "reporting");
+    CHECK_INT(jint(e, "kafka.partitions.0"), 5);
+    CHECK_INT(jint(e, "kafka.errorCode"), 0);
+    json_decref(e);
+    e = got_json(1);
+    CHECK_STR(jstr(e, "summary"), "ListOffsets audit");
+    CHECK_INT(json_array_size(jpath(e, "kafka.partitions")), 2);
+    CHECK_STR(jstr(e, "error.message"), "UNKNOWN_LEADER_EPOCH");
+    json_decref(e);
+    reset();
+}
+
 int main(void)
 {
+    test_flexible_offsets();
     test_captures();
     test_flexible_and_order();
     test_acks0_and_close();
