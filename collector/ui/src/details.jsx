@@ -187,10 +187,11 @@ function Overview({ e }) {
   return (
     <div>
       {e.error ? <div class="errbox" role="alert"><strong>Error:</strong> {e.error.message}</div> : null}
+      {sections.map((k) => <Section key={k} name={k} sec={e[k]} />)}
       <section class="card">
         <h4>Timing</h4>
         <KV rows={[
-          ['Started', fullTime(e.timestamp)],
+          ['Started', <span title={typeof e.timestamp === 'number' ? new Date(e.timestamp).toISOString() : ''}>{fullTime(e.timestamp)}</span>],
           ['Elapsed', <FV f="elapsedTime" v={e.elapsedTime}>{elapsed(e.elapsedTime)}</FV>],
           ['Protocol', `${p.name || '?'}${p.version ? ` ${p.version}` : ''}`],
           ['Reported by', `${e.outgoing ? 'client side (outbound)' : 'server side (inbound)'}${e.node && e.node.name ? ` on ${e.node.name}` : ''}`],
@@ -203,7 +204,6 @@ function Overview({ e }) {
         <Identity title="Source" side="src" p={e.src} />
         <Identity title="Destination" side="dst" p={e.dst} />
       </div>
-      {sections.map((k) => <Section key={k} name={k} sec={e[k]} />)}
     </div>
   );
 }

@@ -11,7 +11,7 @@ export function clock(ms) {
 export function fullTime(ms) {
   if (typeof ms !== 'number') return '';
   const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(ms)} (${d.toISOString()})`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(ms)}`;
 }
 
 export function elapsed(ms) {
@@ -42,6 +42,16 @@ export function rate(r) {
   if (r < 0.1) return r.toFixed(2);
   if (r < 10) return r.toFixed(1);
   return Math.round(r).toLocaleString('en-US');
+}
+
+// A rate with its unit; small rates read better per minute: 0.003 -> "0.18/min".
+export function rateText(r) {
+  if (typeof r !== 'number' || !isFinite(r)) return '–';
+  if (r > 0 && r < 0.05) {
+    const m = r * 60;
+    return `${m < 1 ? m.toFixed(2) : m.toFixed(1)}/min`;
+  }
+  return `${rate(r)}/s`;
 }
 
 export function duration(s) {

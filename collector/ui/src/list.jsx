@@ -148,10 +148,13 @@ export function EntryList({ store, version, selectedId, onSelect, onOpen, onNear
     if (y < el.scrollTop) el.scrollTop = y;
     else if (y + ROW_H > el.scrollTop + el.clientHeight) el.scrollTop = y + ROW_H - el.clientHeight;
     setScrollTop(el.scrollTop);
-    requestAnimationFrame(() => {
+    // Focus the row now if it is rendered (it usually is, within the overscan), else after paint.
+    const focusRow = () => {
       const rowEl = el.querySelector(`.row[data-id="${CSS.escape(e.id)}"]`);
       if (rowEl) rowEl.focus({ preventScroll: true });
-    });
+      return !!rowEl;
+    };
+    if (!focusRow()) requestAnimationFrame(focusRow);
   };
 
   return (

@@ -93,24 +93,34 @@ function FilterBar({ draft, setDraft, onApply, error, applied, inputRef }) {
 function ValuePopover({ onAdd }) {
   const [at, setAt] = useState(null);
   const hideTimer = useRef(0);
+  const showTimer = useRef(0);
   useEffect(() => {
+    // Shown after a short hover (not on every pass of the mouse), hidden shortly after leaving.
     const over = (ev) => {
       const el = ev.target.closest && ev.target.closest('.fv');
       if (!el) return;
       clearTimeout(hideTimer.current);
+      clearTimeout(showTimer.current);
+      showTimer.current = setTimeout(() => show(el), 180);
+    };
+    const show = (el) => {
+      if (!el.isConnected) return;
       const r = el.getBoundingClientRect();
       const f = el.dataset.f;
       const raw = el.dataset.v;
       const v = el.dataset.num ? Number(raw) : raw;
-      setAt({ x: Math.min(r.left, innerWidth - 250), y: r.bottom + 2, field: f === '' ? null : f, value: v });
+      // Below the value, or above it when there is no room below.
+      const y = r.bottom + 40 > innerHeight ? r.top - 38 : r.bottom + 2;
+      setAt({ x: Math.max(4, Math.min(r.left, innerWidth - 420)), y, field: f === '' ? null : f, value: v });
     };
     const out = (ev) => {
       const el = ev.target.closest && ev.target.closest('.fv');
       if (!el) return;
+      clearTimeout(showTimer.current);
       clearTimeout(hideTimer.current);
       hideTimer.current = setTimeout(() => setAt(null), 350);
     };
-    const scroll = () => setAt(null);
+    const scroll = () => { clearTimeout(showTimer.current); setAt(null); };
     document.addEventListener('mouseover', over);
     document.addEventListener('mouseout', out);
     document.addEventListener('scroll', scroll, true);

@@ -4,17 +4,21 @@ import cytoscape from 'cytoscape';
 import fcose from 'cytoscape-fcose';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { getJSON } from './api.js';
-import { bytes, count, elapsed, rate } from './format.js';
+import { bytes, count, elapsed, rateText } from './format.js';
 import { nodeExpr } from './kfl.js';
 
 cytoscape.use(fcose);
 
-const PALETTE = ['#2563eb', '#16a34a', '#db2777', '#ea580c', '#7c3aed', '#0891b2', '#ca8a04', '#dc2626',
+const PALETTE = ['#2563eb', '#16a34a', '#db2777', '#ea580c', '#7c3aed', '#0891b2', '#ca8a04', '#9333ea',
   '#4f46e5', '#059669', '#c026d3', '#65a30d'];
+// Namespaces get palette colours in name order, so up to 12 on screen never share one.
+let nsOrder = [];
 export function nsColor(ns) {
   if (!ns) return '#64748b';
+  const i = nsOrder.indexOf(ns);
+  if (i >= 0) return PALETTE[i % PALETTE.length];
   let h = 0;
-  for (let i = 0; i < ns.length; i++) h = (h * 31 + ns.charCodeAt(i)) >>> 0;
+  for (let k = 0; k < ns.length; k++) h = (h * 31 + ns.charCodeAt(k)) >>> 0;
   return PALETTE[h % PALETTE.length];
 }
 
@@ -64,6 +68,7 @@ function elements(data, metric) {
   for (const n of data.nodes) {
     if (n.namespace && n.kind !== 'external') namespaces.add(n.namespace);
   }
+  nsOrder = [...namespaces].sort();
   for (const ns of namespaces) {
     els.push({ group: 'nodes', data: { id: `ns:${ns}`, label: ns, color: nsColor(ns) }, classes: 'ns' });
   }
@@ -88,7 +93,7 @@ function elements(data, metric) {
         id: e.id, source: e.source, target: e.target, errors: e.errors || 0,
         errRatio: (e.errors || 0) / Math.max(1, e.requests || 0),
         width: 1.2 + 8 * Math.sqrt(val(e) / maxV),
-        label: `${(e.protocol || '').toUpperCase()} ${metric === 'bytes' ? bytes(e.bytes || 0) : `${rate(e.rate)}/s`}`,
+        label: `${(e.protocol || '').toUpperCase()} ${metric === 'bytes' ? bytes(e.bytes || 0) : rateText(e.rate)}`,
         edge: e,
       },
     });
@@ -243,7 +248,7 @@ function Tip({ tip }) {
     return (
       <div class="maptip" style={style} role="tooltip">
         <div class="tt-title">{e.source} → {e.target}</div>
-        <div>{(e.protocol || '').toUpperCase()} · {count(e.requests)} requests · {rate(e.rate)}/s · {bytes(e.bytes || 0)}</div>
+        <div>{(e.protocol || '').toUpperCase()} · {count(e.requests)} requests · {rateText(e.rate)} · {bytes(e.bytes || 0)}</div>
         <div>{e.errors ? <span class="st-err">{count(e.errors)} errors</span> : 'no errors'}{e.p50 !== undefined ? ` · p50 ${elapsed(e.p50)} · p99 ${elapsed(e.p99)}` : ''}</div>
         {e.top && e.top.length ? (
           <table class="tt-top"><tbody>
