@@ -98,7 +98,8 @@ export function status(e) {
     const rc = (e.dns && e.dns.rcode) || (r && r.statusText) || (r ? 'NOERROR' : '');
     return [rc, rc && rc !== 'NOERROR' ? 'err' : 'ok'];
   }
-  if (name === 'redis' && e.redis && e.redis.reply && e.redis.reply.type === 'error') return ['ERR', 'err'];
+  if (name === 'kafka' && e.kafka && e.kafka.errorName) return [e.kafka.errorName, e.kafka.errorName === 'NONE' ? 'ok' : 'err'];
+  if (name === 'redis' && e.redis && (e.redis.replyType === 'error' || e.redis.replyType === 'blobError')) return ['ERR', 'err'];
   if (r && typeof r.status === 'number' && (name === 'http' || name === 'http2' || name === 'grpc')) {
     const s = r.status;
     return [String(s), s >= 500 ? 'err' : s >= 400 ? 'warn' : s >= 300 ? 'redir' : 'ok'];

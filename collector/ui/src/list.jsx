@@ -22,7 +22,7 @@ function Peer({ side, p }) {
   );
 }
 
-function Row({ e, top, selected, onClick }) {
+function Row({ e, selected, onClick }) {
   const pn = protoName(e);
   const req = e.request || {};
   const [st, stc] = status(e);
@@ -39,7 +39,6 @@ function Row({ e, top, selected, onClick }) {
       tabIndex={selected ? 0 : -1}
       aria-selected={selected ? 'true' : 'false'}
       data-id={e.id}
-      style={{ transform: `translateY(${top}px)` }}
       onClick={onClick}
       title={e.error ? e.error.message : undefined}
     >
@@ -118,7 +117,7 @@ export function EntryList({ store, version, selectedId, onSelect, onOpen, onNear
   for (let i = first; i < last; i++) {
     const e = store.at(i);
     rows.push(
-      <Row key={e.id} e={e} top={i * ROW_H} selected={e.id === selectedId}
+      <Row key={e.id} e={e} selected={e.id === selectedId}
         onClick={() => { onSelect(e.id); onOpen(e); }} />,
     );
   }
@@ -173,7 +172,9 @@ export function EntryList({ store, version, selectedId, onSelect, onOpen, onNear
       <div class="scroller" ref={ref} onScroll={onScroll} onKeyDown={onKeyDown}
         tabIndex={n && !selectedId ? 0 : -1}
         onFocus={(ev) => { if (ev.target === ref.current && n && !selectedId) onSelect(store.at(Math.floor(ref.current.scrollTop / ROW_H)).id); }}>
-        <div class="spacer" style={{ height: `${n * ROW_H}px` }}>{rows}</div>
+        <div class="spacer" style={{ height: `${n * ROW_H}px` }}>
+          <div class="window" style={{ transform: `translateY(${first * ROW_H}px)` }}>{rows}</div>
+        </div>
         {n === 0 ? <div class="empty">{emptyText}</div> : null}
       </div>
     </div>

@@ -11,7 +11,9 @@ import { ServiceMap } from './map.jsx';
 import { EntryStore } from './store.js';
 import './style.css';
 
-const PAGE = 500;
+// The first page is small so a new filter paints fast; older pages load as the list scrolls.
+const PAGE = 100;
+const OLDER_PAGE = 1000;
 
 function readUrl() {
   const p = new URLSearchParams(location.search);
@@ -101,7 +103,15 @@ function ValuePopover({ onAdd }) {
       if (!el) return;
       clearTimeout(hideTimer.current);
       clearTimeout(showTimer.current);
+      if (el === clicked) return; // not again on the value just clicked (opening a row)
       showTimer.current = setTimeout(() => show(el), 180);
+    };
+    let clicked = null;
+    const down = (ev) => {
+      if (ev.target.closest && ev.target.closest('.vpop')) return;
+      clicked = ev.target.closest ? ev.target.closest('.fv') : null;
+      clearTimeout(showTimer.current);
+      setAt(null);
     };
     const show = (el) => {
       if (!el.isConnected) return;
@@ -116,6 +126,7 @@ function ValuePopover({ onAdd }) {
     const out = (ev) => {
       const el = ev.target.closest && ev.target.closest('.fv');
       if (!el) return;
+      if (el === clicked && !el.contains(ev.relatedTarget)) clicked = null;
       clearTimeout(showTimer.current);
       clearTimeout(hideTimer.current);
       hideTimer.current = setTimeout(() => setAt(null), 350);
@@ -123,10 +134,12 @@ function ValuePopover({ onAdd }) {
     const scroll = () => { clearTimeout(showTimer.current); setAt(null); };
     document.addEventListener('mouseover', over);
     document.addEventListener('mouseout', out);
+    document.addEventListener('mousedown', down, true);
     document.addEventListener('scroll', scroll, true);
     return () => {
       document.removeEventListener('mouseover', over);
       document.removeEventListener('mouseout', out);
+      document.removeEventListener('mousedown', down, true);
       document.removeEventListener('scroll', scroll, true);
     };
   }, []);
@@ -338,7 +351,7 @@ function App() {
     olderBusy.current = true;
     const my = gen.current;
     try {
-      const p = await getJSON('/api/v1/entries', { q, before: store.oldestId(), limit: 1000 });
+      const p = await getJSON('/api/v1/entries', { q, before: store.oldestId(), limit: OLDER_PAGE });
       if (my !== gen.current) return;
       const got = p.entries || [];
       store.addOlder(got);
