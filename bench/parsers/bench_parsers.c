@@ -5,8 +5,9 @@
  * FILTER runs only the cases whose name contains it ("http1/", "synthetic", "json").
  *
  * Cases: every capture tests/captures/PROTOCOL/NAME.cap (all protocols) replayed as recorded;
- * synthetic HTTP/1 traffic (many small pipelined request/response pairs, one large body
- * with Content-Length and one chunked, both far beyond the capture cap); and the cost of
+ * synthetic HTTP/1 traffic (many small pipelined request/response pairs; 60 KB bodies, all
+ * captured; one 1 GiB body with Content-Length and one chunked, far beyond the capture cap,
+ * where llhttp skips body bytes by length and they are only counted); and the cost of
  * JSON for the small-pair entries (st_entry_to_json + json_dump_callback into a reused
  * buffer), which the proxy pays off the data path. Entries are freed as they come, so
  * parsing figures exclude JSON. Every loop is bounded by a count and by time. */
@@ -39,6 +40,7 @@ static double now_s(void)
 
 struct counter {
     uint64_t entries;
+    uint64_t errors; /* entries with an error: a synthetic case must have none */
     size_t kept, keep_max; /* the JSON case keeps entries */
     struct st_entry **kept_list;
 };
@@ -47,6 +49,7 @@ static void count_entry(struct st_entry *e, void *arg)
 {
     struct counter *c = arg;
     c->entries++;
+    if (e->error != NULL) c->errors++;
     if (c->kept < c->keep_max) c->kept_list[c->kept++] = e;
     else st_entry_free(e);
 }
@@ -62,10 +65,13 @@ static struct st_conn *new_conn(uint16_t port, enum st_transport t, struct st_pa
     return st_conn_new(&info, cfg, count_entry, ctr);
 }
 
-static void report(const char *name, uint64_t bytes, uint64_t entries, uint64_t rounds, double secs)
+static void report(const char *name, uint64_t bytes, const struct counter *ctr, uint64_t rounds,
+                   double secs)
 {
-    printf("%-34s %9.1f MB/s %12.0f entries/s %8llu rounds\n", name, (double)bytes / secs / 1e6,
-           (double)entries / secs, (unsigned long long)rounds);
+    printf("%-34s %9.1f MB/s %12.0f entries/s %8llu rounds", name, (double)bytes / secs / 1e6,
+           (double)ctr->entries / secs, (unsigned long long)rounds);
+    if (ctr->errors) printf("  (%llu carry an error)", (unsigned long long)ctr->errors);
+    printf("\n");
 }
 
 /* --- captures --- */
@@ -99,7 +105,7 @@ static void bench_capture(const char *dir, const char *file)
         }
         t = now_s();
     }
-    report(name, per_round * rounds, ctr.entries, rounds, t - t0);
+    report(name, per_round * rounds, &ctr, rounds, t - t0);
     st_capture_free(&cap);
 }
 
@@ -222,7 +228,7 @@ static void bench_small_pairs(const struct buf *req, const struct buf *resp)
         rounds++;
         t = now_s();
     }
-    report("synthetic: small pairs (1000/conn)", (req->len + resp->len) * rounds, ctr.entries,
+    report("synthetic: small pairs (1000/conn)", (req->len + resp->len) * rounds, &ctr,
            rounds, t - t0);
     printf("  -> %.2f M request/response pairs per second (%zu + %zu bytes per pair)\n",
            (double)ctr.entries / (t - t0) / 1e6, req->len / PAIRS, resp->len / PAIRS);
@@ -278,9 +284,55 @@ static void bench_large_body(bool chunked)
         t = now_s();
     }
     report(chunked ? "synthetic: 1 GiB chunked body" : "synthetic: 1 GiB body (length)", bytes,
-           ctr.entries, rounds, t - t0);
+           &ctr, rounds, t - t0);
     free(body);
     free(chunk_buf);
+}
+
+/* Responses of 60 000 bytes, under the 64 KiB cap: every body byte is copied into the
+ * capture (the costly case below the cap). */
+static void bench_captured_bodies(void)
+{
+    struct buf req = {0}, resp = {0};
+    char *body = malloc(60000);
+    memset(body, 'y', 60000);
+    for (int i = 0; i < 100; i++) {
+        char r[256];
+        int n = snprintf(r, sizeof(r), "GET /blob/%03d HTTP/1.1\r\nHost: blobs\r\n\r\n", i);
+        buf_add(&req, r, (size_t)n);
+        n = snprintf(r, sizeof(r), "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                   "Content-Length: 60000\r\n\r\n");
+        buf_add(&resp, r, (size_t)n);
+        buf_add(&resp, body, 60000);
+    }
+    struct st_parse_config cfg;
+    st_parse_config_init(&cfg);
+    struct counter ctr = {0};
+    uint64_t rounds = 0;
+    double t0 = now_s(), t = t0;
+    while (rounds < 100000 && t - t0 < seconds_per_case * 2) {
+        struct st_conn *c = new_conn(80, ST_TRANSPORT_TCP, &cfg, &ctr, ST_PROTO_UNKNOWN);
+        /* One request, then its response in 16 KiB reads, like a relay sees them. */
+        size_t ro = 0, so = 0, per_req = req.len / 100, per_resp = resp.len / 100;
+        for (int i = 0; i < 100; i++) {
+            st_conn_feed(c, ST_DIR_TO_SERVER, (const uint8_t *)req.data + ro, per_req, 2);
+            ro += per_req;
+            for (size_t end = so + per_resp; so < end;) {
+                size_t n = end - so < 16384 ? end - so : 16384;
+                st_conn_feed(c, ST_DIR_TO_CLIENT, (const uint8_t *)resp.data + so, n, 3);
+                so += n;
+            }
+        }
+        st_conn_close(c, ST_CLOSE_FIN, 4);
+        st_conn_free(c);
+        rounds++;
+        t = now_s();
+    }
+    report("synthetic: 60 KB bodies, captured", (req.len + resp.len) * rounds, &ctr, rounds,
+           t - t0);
+    free(body);
+    free(req.data);
+    free(resp.data);
 }
 
 /* --- JSON --- */
@@ -346,6 +398,7 @@ int main(int argc, char **argv)
     struct buf req = {0}, resp = {0};
     make_small_pairs(&req, &resp);
     if (wanted("synthetic: small pairs")) bench_small_pairs(&req, &resp);
+    if (wanted("synthetic: captured bodies")) bench_captured_bodies();
     if (wanted("synthetic: large body")) bench_large_body(false);
     if (wanted("synthetic: large chunked body")) bench_large_body(true);
     if (wanted("json")) bench_json(&req, &resp);
