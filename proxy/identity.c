@@ -112,7 +112,7 @@ int st_pod_load(struct st_pod *pod)
     const char *text = env("SIDETAP_LABELS");
     if (file != NULL && parse_labels_file(pod->labels, file) < 0) goto fail;
     if (text != NULL && parse_labels_env(pod->labels, text) < 0) goto fail;
-    pod->id.labels = pod->labels;
+    pod->id.labels = json_object_size(pod->labels) > 0 ? pod->labels : NULL;
     return 0;
 fail:
     st_pod_free(pod);

@@ -30,6 +30,8 @@
 /* Bytes per read(2) and write(2); larger than libevent's 16 KiB default for throughput,
  * smaller than the watermark so backpressure stays fine-grained. */
 #define IO_CHUNK (64 * 1024)
+/* EVBUFFER_MAX_READ in libevent 2.1's buffer.c: the most one bufferevent read takes. */
+#define LIBEVENT_MAX_READ 4096
 
 struct relay {
     struct st_proxy *px;
@@ -209,7 +211,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct relay *r = arg;
     int side = bev == r->bev[CLIENT] ? CLIENT : UPSTREAM;
     struct evbuffer *in = bufferevent_get_input(bev);
-    pull_more(r, side, in);
+    /* Less than libevent's 4 KiB cap means the socket is drained: no reserve, no syscall. */
+    if (evbuffer_get_length(in) >= LIBEVENT_MAX_READ) pull_more(r, side, in);
     size_t len = evbuffer_get_length(in);
     if (len == 0) return;
     uint64_t now_us = st_proxy_now_us(r->px);

@@ -525,6 +525,56 @@ def t_ipv6(env):
     eq(es[0]["src"]["port"], int(h["X-Peer-Port"]), "src.port is the upstream socket's port")
 
 
+def post(host, port, path, body, headers):
+    c = http.client.HTTPConnection(host, port, timeout=20)
+    c.request("POST", path, body=body, headers=headers)
+    r = c.getresponse()
+    out = (r.status, r.read())
+    c.close()
+    return out
+
+
+def t_capture_limits(env):
+    """Body cap, redaction list, metadata-only and the parsed-connection limit: capture
+    degrades, the bytes relayed never change."""
+    env.servers("http:8080")
+    body = blob(5000)
+    hdrs = {"X-Secret": "hunter2", "Authorization": "Bearer visible", "Content-Type": "application/octet-stream"}
+    cases = [
+        ({"SIDETAP_BODY_CAP": "1000", "SIDETAP_REDACT_HEADERS": "X-Secret, cookie"}, "cap"),
+        ({"SIDETAP_CAPTURE_BODIES": "false"}, "nobodies"),
+        ({"SIDETAP_MAX_CONNECTIONS": "0"}, "unparsed"),
+    ]
+    for extra, name in cases:
+        out = env.path("entries-%s.jsonl" % name)
+        extra = dict(extra, SIDETAP_ENTRIES_FILE=out)
+        p = env.proxy(collector=False, env=extra)
+        eq(post(POD_IP, 8080, "/echo", body, hdrs), (200, body), "%s: echo identical" % name)
+        m = metrics()
+        eq(env.stop(p), 0, "%s: exit code" % name)
+        es = entries_of(out)
+        if name == "unparsed":
+            eq(es, [], "no entries without a parser")
+            eq(m["sidetap_unparsed_connections_total"], 1, "unparsed connection counted")
+            continue
+        eq(len(es), 1, "%s: one entry" % name)
+        e = es[0]
+        if not have_parser("http1"):
+            continue
+        req = e["request"]
+        if name == "cap":
+            eq(req["headers"].get("X-Secret"), "[REDACTED]", "X-Secret redacted")
+            eq(req["headers"].get("Authorization"), "Bearer visible", "the list replaces the default")
+            eq((req["body"]["size"], req["body"]["truncated"]), (5000, True), "request body cut")
+            eq(req["body"]["encoding"], "base64", "binary body")
+            import base64
+            eq(base64.b64decode(req["body"]["data"]), body[:1000], "first 1000 bytes kept")
+        else:
+            eq(req["headers"].get("Authorization"), "[REDACTED]", "default redaction list")
+            eq(req["body"]["size"], 5000, "body size still counted")
+            check(not req["body"].get("data"), "no body bytes captured: %r" % req["body"])
+
+
 def t_self_connect(env):
     """A connection straight to the listener (its original destination is the listener)
     is closed and counted instead of looping."""
@@ -591,6 +641,7 @@ SCENARIOS = {
     "inbound": t_inbound,
     "self-connect": t_self_connect,
     "ipv6": t_ipv6,
+    "capture-limits": t_capture_limits,
     "bad-config": t_bad_config,
 }
 
