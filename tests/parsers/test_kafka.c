@@ -92,12 +92,13 @@ static void test_captures(void)
     json_decref(a);
 
     a = replay("kafka/consume.cap");
-    CHECK_INT(json_array_size(a), 7);
+    /* How many empty Fetches follow the first depends on timing when recording. */
+    CHECK(json_array_size(a) >= 6);
     check_api_versions(json_array_get(a, 0));
-    const char *apis[] = {"ApiVersions", "Metadata", "Metadata", "ListOffsets", "Fetch", "Fetch", "Fetch"};
-    for (size_t i = 0; i < 7 && i < json_array_size(a); i++) {
+    const char *apis[] = {"ApiVersions", "Metadata", "Metadata", "ListOffsets", "Fetch"};
+    for (size_t i = 0; i < json_array_size(a); i++) {
         e = json_array_get(a, i);
-        CHECK_STR(jstr(e, "kafka.apiName"), apis[i]);
+        CHECK_STR(jstr(e, "kafka.apiName"), apis[i < 4 ? i : 4]);
         CHECK_INT(jint(e, "kafka.correlationId"), (long long)i + 1); /* each response matched */
         CHECK(jpath(e, "response") != NULL);
         if (i > 0) CHECK_STR(jstr(e, "kafka.topic"), "orders");
