@@ -20,10 +20,12 @@ const result = await esbuild.build({
   minify: !dev,
   sourcemap: false,
   format: 'esm',
+  splitting: true, // the service map (cytoscape) is a chunk loaded on demand
   target: ['es2020'],
   jsx: 'automatic',
   jsxImportSource: 'preact',
   entryNames: '[name]-[hash]',
+  chunkNames: '[name]-[hash]',
   assetNames: '[name]-[hash]',
   outdir: join(out, 'assets'),
   metafile: true,
@@ -33,15 +35,20 @@ const result = await esbuild.build({
 });
 
 let js = '', css = '';
-for (const file of Object.keys(result.metafile.outputs)) {
+const preload = [];
+for (const [file, out] of Object.entries(result.metafile.outputs)) {
   const name = basename(file);
-  if (name.endsWith('.js')) js = name;
+  if (name.endsWith('.js') && out.entryPoint === 'src/main.jsx') {
+    js = name;
+    for (const imp of out.imports) if (imp.kind === 'import-statement') preload.push(basename(imp.path));
+  }
   if (name.endsWith('.css')) css = name;
 }
 if (!js) throw new Error('esbuild produced no JavaScript');
 
 const html = readFileSync(join(here, 'src/index.html'), 'utf8')
   .replace('%CSS%', css ? `<link rel="stylesheet" href="/assets/${css}">` : '')
-  .replace('%JS%', `<script type="module" src="/assets/${js}"></script>`);
+  .replace('%JS%', preload.map((p) => `<link rel="modulepreload" href="/assets/${p}">\n`).join('') +
+    `<script type="module" src="/assets/${js}"></script>`);
 writeFileSync(join(out, 'index.html'), html);
 writeFileSync(join(out, 'meta.json'), JSON.stringify(result.metafile));

@@ -7,7 +7,6 @@ import { Details } from './details.jsx';
 import { count, duration, rate } from './format.js';
 import { andFilter, EXAMPLES, expr } from './kfl.js';
 import { EntryList } from './list.jsx';
-import { ServiceMap } from './map.jsx';
 import { EntryStore } from './store.js';
 import './style.css';
 
@@ -189,6 +188,25 @@ function Header({ view, setView, stats, theme, setTheme }) {
   );
 }
 
+// The service map and cytoscape load on first use (or when the browser is idle), so the
+// API calls list does not wait for them.
+let mapModule = null;
+function loadMap() {
+  if (!mapModule) mapModule = import('./map.jsx');
+  return mapModule;
+}
+
+function LazyMap(props) {
+  const [Comp, setComp] = useState(null);
+  const [err, setErr] = useState(null);
+  useEffect(() => {
+    if (!props.active && !Comp) return;
+    loadMap().then((m) => setComp(() => m.ServiceMap)).catch((e) => setErr(String(e)));
+  }, [props.active]);
+  if (err) return <div class="errbox">Could not load the service map: {err}</div>;
+  return Comp ? <Comp {...props} /> : <div class="empty">Loading the service map…</div>;
+}
+
 // --- app --------------------------------------------------------------------------------
 function App() {
   const init = readUrl();
@@ -317,8 +335,9 @@ function App() {
   };
   useEffect(() => writeUrl(q, view, false), [view]);
 
-  // Cluster totals and the live rate counter.
+  // Cluster totals and the live rate counter; the map's code is fetched once the page is idle.
   useEffect(() => {
+    const idle = setTimeout(loadMap, 3000);
     let stop = false;
     const load = () => getJSON('/api/v1/stats').then((s) => { if (!stop) setClusterStats(s); }).catch(() => {});
     load();
@@ -331,7 +350,7 @@ function App() {
       smooth = smooth ? smooth * 0.5 + n * 0.5 : n;
       setLiveRate(smooth);
     }, 1000);
-    return () => { stop = true; clearInterval(t1); clearInterval(t2); };
+    return () => { stop = true; clearTimeout(idle); clearInterval(t1); clearInterval(t2); };
   }, []);
 
   const togglePause = () => {
@@ -423,7 +442,7 @@ function App() {
           {detail ? <Details entry={detail} onClose={() => setDetail(null)} tab={detailTab} setTab={setDetailTab} /> : null}
         </div>
         <div class="pane mappane" hidden={view !== 'map'}>
-          <ServiceMap q={q} active={view === 'map'} onFilter={mapFilter} />
+          <LazyMap q={q} active={view === 'map'} onFilter={mapFilter} />
         </div>
       </main>
       <ValuePopover onAdd={addFilter} />

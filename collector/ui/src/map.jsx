@@ -249,7 +249,7 @@ function Tip({ tip }) {
       <div class="maptip" style={style} role="tooltip">
         <div class="tt-title">{e.source} → {e.target}</div>
         <div>{(e.protocol || '').toUpperCase()} · {count(e.requests)} requests · {rateText(e.rate)} · {bytes(e.bytes || 0)}</div>
-        <div>{e.errors ? <span class="st-err">{count(e.errors)} errors</span> : 'no errors'}{e.p50 !== undefined ? ` · p50 ${elapsed(e.p50)} · p99 ${elapsed(e.p99)}` : ''}</div>
+        <div>{e.errors ? <span class="st-err">{count(e.errors)} error{e.errors === 1 ? '' : 's'}</span> : 'no errors'}{e.p50 !== undefined ? ` · p50 ${elapsed(e.p50)} · p99 ${elapsed(e.p99)}` : ''}</div>
         {e.top && e.top.length ? (
           <table class="tt-top"><tbody>
             {e.top.slice(0, 8).map((t) => <tr key={t.name}><td class="mono">{t.name}</td><td>{count(t.count)}</td></tr>)}
