@@ -733,21 +733,25 @@ static int on_request(struct kafka_state *s, struct st_conn *conn, const uint8_t
         return -1;
     }
 
+    /* Without an entry (the shared budget refused it) the request is still tracked, so
+     * that its response is recognised and skipped. */
     struct st_entry *e = st_conn_entry_new(conn, ST_PROTO_KAFKA);
     json_t *sec = json_object();
-    if (e == NULL || sec == NULL) {
+    if (sec == NULL) {
         st_entry_free(e);
-        json_decref(sec);
-        return 0; /* budget or memory: no entry, parsing goes on */
+        st_conn_fail(conn, "out of memory");
+        return -1;
     }
     char namebuf[32];
     const char *name = api < KAFKA_API_COUNT ? apis[api].name : (snprintf(namebuf, sizeof(namebuf), "ApiKey%d", api), namebuf);
-    e->section = sec;
-    e->start_us = start_us;
-    e->end_us = now_us;
-    e->request.present = true;
-    e->request.wire_bytes = (uint64_t)frame_len + 4;
-    e->request.method = st_arena_strdup(&e->arena, name);
+    if (e) {
+        e->section = sec;
+        e->start_us = start_us;
+        e->end_us = now_us;
+        e->request.present = true;
+        e->request.wire_bytes = (uint64_t)frame_len + 4;
+        e->request.method = st_arena_strdup(&e->arena, name);
+    }
     json_object_set_new(sec, "apiKey", json_integer(api));
     json_object_set_new(sec, "apiName", json_string(name));
     json_object_set_new(sec, "apiVersion", json_integer(version));
@@ -782,16 +786,17 @@ static int on_request(struct kafka_state *s, struct st_conn *conn, const uint8_t
         }
     }
     if (api == API_PRODUCE) json_object_set_new(sec, "acks", json_integer(acks));
-    summarize(e, sec);
+    if (e) summarize(e, sec);
+    else json_decref(sec), sec = NULL;
 
     if (api == API_PRODUCE && acks == 0) {
-        st_conn_emit(conn, e); /* the broker sends nothing back */
+        if (e) st_conn_emit(conn, e); /* the broker sends nothing back */
         return 0;
     }
     if (api == API_SASL_HANDSHAKE && version == 0) {
         /* After a v0 handshake the client sends raw SASL tokens without Kafka headers:
          * nothing more to parse here. */
-        st_conn_emit(conn, e);
+        if (e) st_conn_emit(conn, e);
         st_conn_switch(conn, ST_PROTO_TCP, NULL, 0, NULL, 0, now_us);
         return -1;
     }
@@ -835,6 +840,10 @@ static int on_response(struct kafka_state *s, struct st_conn *conn, const uint8_
     }
     struct kafka_request *q = &s->inflight[i];
     int api = q->api_key, v = q->api_version;
+    if (q->entry == NULL) { /* no entry was made for the request: skip the response */
+        inflight_remove(s, i);
+        return 0;
+    }
     r.flex = is_flexible(api, v) && api != API_API_VERSIONS; /* KIP-511: ApiVersions uses header v0 */
     kr_skip_tags(&r);
     r.flex = is_flexible(api, v);
