@@ -28,6 +28,7 @@
 #define HTTP1_HEADER_BLOCK_MAX (64 * 1024) /* URL + header names/values of one message */
 #define HTTP1_PENDING_MAX 64               /* exchanges waiting for their response */
 #define HTTP1_HELD_MAX (64 * 1024)         /* client bytes held across an upgrade request */
+#define HTTP1_ACC_KEEP 4096                /* span buffer kept between messages */
 
 /* One request and its response; lives in its entry's arena. */
 struct exchange {
@@ -588,6 +589,14 @@ static int message_done(struct http1 *h, struct side *s, const uint8_t *rest, si
     struct exchange *x = s->cur;
     s->completed = false;
     s->cur = NULL;
+    if (s->acc_cap > HTTP1_ACC_KEEP) {
+        /* A rare big header block: give its buffer back rather than keep it all along. */
+        free(s->acc);
+        st_conn_mem_refund(h->conn, s->acc_cap);
+        h->mem_charged -= s->acc_cap;
+        s->acc = NULL;
+        s->acc_len = s->acc_cap = 0;
+    }
     if (x == NULL) return 0;
     struct st_entry *e = x->entry;
     if (s->dir == ST_DIR_TO_SERVER) {
