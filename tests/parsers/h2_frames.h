@@ -3,6 +3,7 @@
 #ifndef SIDETAP_H2_FRAMES_H
 #define SIDETAP_H2_FRAMES_H
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,12 +49,23 @@ static inline size_t h2_encode(nghttp2_hd_deflater *d, uint8_t *out, size_t cap,
     return r > 0 ? (size_t)r : 0;
 }
 
+/* HEADERS (+ CONTINUATION frames of at most 16 KiB) for the pairs; `flags` may carry
+ * END_STREAM, END_HEADERS is set on the last frame. */
 static inline void h2b_headers(struct h2buf *b, nghttp2_hd_deflater *d, uint8_t flags, uint32_t sid,
                                const char *const *kv)
 {
-    uint8_t block[8192];
-    size_t n = h2_encode(d, block, sizeof(block), kv);
-    h2b_frame(b, 1, flags | 0x4, sid, block, n);
+    size_t cap = 256 * 1024;
+    uint8_t *block = malloc(cap);
+    size_t n = h2_encode(d, block, cap, kv), off = 0;
+    uint8_t type = 1;
+    do {
+        size_t k = n - off > 16384 ? 16384 : n - off;
+        bool last = off + k == n;
+        h2b_frame(b, type, (uint8_t)((type == 1 ? flags : 0) | (last ? 0x4 : 0)), sid, block + off, k);
+        off += k;
+        type = 9;
+    } while (off < n);
+    free(block);
 }
 
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

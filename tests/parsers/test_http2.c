@@ -268,6 +268,78 @@ static void test_many_streams(void)
     conv_free(&v);
 }
 
+static void test_table_size(void)
+{
+    /* The client advertises a 128 KiB HPACK table; the server's encoder uses it (a table
+     * size update at the start of its next block) and fills it with a 100 KiB entry. */
+    struct conv v;
+    memset(&v, 0, sizeof(v));
+    nghttp2_hd_deflate_new(&v.cd, 4096);
+    nghttp2_hd_deflate_new(&v.sd, 131072); /* the most this encoder may use */
+    h2b_put(&v.c, H2_PREFACE, 24);
+    uint8_t settings[6] = {0, 1, 0, 2, 0, 0}; /* HEADER_TABLE_SIZE = 131072 */
+    h2b_frame(&v.c, 4, 0, 0, settings, 6);
+    h2b_headers(&v.c, v.cd, 1, 1, get_b);
+    h2b_headers(&v.c, v.cd, 1, 3, get_b);
+    nghttp2_hd_deflate_change_table_size(v.sd, 131072);
+    char *big = malloc(100 * 1024 + 1);
+    memset(big, 'x', 100 * 1024);
+    struct h2buf s = {0};
+    /* A 40 KiB value (over CONTINUATION frames), then the same header again, indexed. */
+    /* Three 30 KiB values on three streams, then the first again: it is still in the
+     * table (and sent as a 1-byte index) only if the table is over 64 KiB. */
+    big[30 * 1024] = '\0';
+    char *big2 = strdup(big), *big3 = strdup(big);
+    big2[0] = 'y';
+    big3[0] = 'z';
+    const char *const r1[] = {":status", "200", "x-big", big, NULL};
+    const char *const r2[] = {":status", "200", "x-big2", big2, NULL};
+    const char *const r3[] = {":status", "200", "x-big3", big3, NULL};
+    h2b_headers(&v.c, v.cd, 1, 5, get_b);
+    h2b_headers(&v.c, v.cd, 1, 7, get_b);
+    h2b_headers(&s, v.sd, 1, 1, r1);
+    h2b_headers(&s, v.sd, 1, 3, r2);
+    h2b_headers(&s, v.sd, 1, 5, r3);
+    h2b_headers(&s, v.sd, 1, 7, r1);
+    struct feed_step st[] = {{C2S, v.c.p, v.c.len}, {S2C, s.p, s.len}};
+    json_t *a = run_steps(st, 2, NULL, 80);
+    CHECK_INT(json_array_size(a), 4);
+    for (size_t i = 0; i < 4; i++) {
+        CHECK_INT(JINT(E(a, i), "response", "status"), 200);
+        CHECK(jget(E(a, i), "error", NULL) == NULL);
+    }
+    CHECK(strcmp(JSTR(E(a, 0), "response", "headers", "x-big") ?: "", big) == 0);
+    CHECK(strcmp(JSTR(E(a, 1), "response", "headers", "x-big2") ?: "", big2) == 0);
+    CHECK(strcmp(JSTR(E(a, 2), "response", "headers", "x-big3") ?: "", big3) == 0);
+    CHECK(strcmp(JSTR(E(a, 3), "response", "headers", "x-big") ?: "", big) == 0);
+    CHECK(JINT(E(a, 3), "response", "bytes") < 64); /* indexed from the 128 KiB table */
+    json_decref(a);
+    free(s.p);
+
+    /* An encoder that goes beyond what its peer advertised: a clear error. */
+    s = (struct h2buf){0};
+    nghttp2_hd_deflater *rogue;
+    nghttp2_hd_deflate_new(&rogue, 1 << 20);
+    nghttp2_hd_deflate_change_table_size(rogue, 1 << 20);
+    h2b_headers(&s, rogue, 1, 1, ok200);
+    struct conv w;
+    conv_init(&w);
+    h2b_headers(&w.c, w.cd, 1, 1, get_b);
+    struct feed_step st2[] = {{C2S, w.c.p, w.c.len}, {S2C, s.p, s.len}};
+    a = run_steps(st2, 2, NULL, 80);
+    CHECK_INT(json_array_size(a), 1);
+    CHECK(strncmp(JSTR(E(a, 0), "error", "message") ?: "",
+                  "parse error: http2: HPACK decoding failed on stream 1", 53) == 0);
+    json_decref(a);
+    free(s.p);
+    nghttp2_hd_deflate_del(rogue);
+    conv_free(&w);
+    free(big);
+    free(big2);
+    free(big3);
+    conv_free(&v);
+}
+
 int main(int argc, char **argv)
 {
     maybe_dump(argc, argv);
@@ -279,5 +351,6 @@ int main(int argc, char **argv)
     test_priority_informational_open();
     test_broken();
     test_many_streams();
+    test_table_size();
     return CHECK_DONE();
 }
