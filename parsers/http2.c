@@ -321,7 +321,12 @@ static int decode_block(struct h2 *h, enum st_dir dir)
             e->start_us = x->frame_us;
             e->request.present = true;
         }
-        s = stream_find(h, x->promised) ? NULL : stream_new(h, x->promised, e);
+        if (stream_find(h, x->promised) == NULL) {
+            s = stream_new(h, x->promised, e);
+        } else { /* a promise for a stream that exists: decode it, keep nothing */
+            st_entry_free(e);
+            s = NULL;
+        }
         if (s != NULL) s->pushed = true;
         request_side = true;
     } else {

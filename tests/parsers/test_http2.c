@@ -340,6 +340,35 @@ static void test_table_size(void)
     conv_free(&v);
 }
 
+static void test_duplicate_promise(void)
+{
+    /* Two PUSH_PROMISEs for the same stream (found by fuzz_http2: the second leaked). */
+    struct conv v;
+    conv_init(&v);
+    h2b_headers(&v.c, v.cd, 1, 1, get_a);
+    struct h2buf s = {0};
+    uint8_t block[512];
+    static const char *const promised[] = {":method", "GET", ":scheme", "http", ":path", "/p",
+                                           ":authority", "svc:8080", NULL};
+    for (int i = 0; i < 2; i++) {
+        uint8_t payload[600] = {0, 0, 0, 2};
+        size_t n = h2_encode(v.sd, block, sizeof(block), promised);
+        memcpy(payload + 4, block, n);
+        h2b_frame(&s, 5, 0x4, 1, payload, 4 + n);
+    }
+    h2b_headers(&s, v.sd, 1, 2, ok200);
+    h2b_headers(&s, v.sd, 1, 1, ok200);
+    struct feed_step st[] = {{C2S, v.c.p, v.c.len}, {S2C, s.p, s.len}};
+    json_t *a = run_steps(st, 2, NULL, 80);
+    CHECK_INT(json_array_size(a), 2);
+    CHECK_STR(JSTR(E(a, 0), "summary"), "GET /p");
+    CHECK(JTRUE(E(a, 0), "http2", "pushed"));
+    CHECK_STR(JSTR(E(a, 1), "summary"), "GET /a");
+    json_decref(a);
+    free(s.p);
+    conv_free(&v);
+}
+
 int main(int argc, char **argv)
 {
     maybe_dump(argc, argv);
@@ -352,5 +381,6 @@ int main(int argc, char **argv)
     test_broken();
     test_many_streams();
     test_table_size();
+    test_duplicate_promise();
     return CHECK_DONE();
 }
