@@ -899,7 +899,7 @@ static void on_push(struct redis *s, const struct value *v, uint64_t now_us)
     int ch = pattern ? 2 : 1;
     if (pattern && v->nchildren > 1)
         json_object_set_new_nocheck(sec, "pattern", st_json_bytes_string(v->elem[1].data, v->elem[1].len));
-    if (v->nchildren > (uint64_t)ch) {
+    if (is_message(v) && v->nchildren > (uint64_t)ch) {
         const struct elem *c = &v->elem[ch];
         json_object_set_new_nocheck(sec, "channel", st_json_bytes_string(c->data, c->len));
         st_entry_set_summary(e, "%s %.*s", kind, (int)c->len, c->data);

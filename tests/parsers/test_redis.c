@@ -201,6 +201,31 @@ static void test_replica_disk_and_patterns(void)
     json_decref(a);
 }
 
+static void test_resp3_push(void)
+{
+    /* RESP3 from a raw socket: a client-tracking invalidation push between replies, and
+     * pub/sub whose confirmation and message are both `>` pushes. */
+    json_t *a = replay_checked("redis/resp3-push.cap", NULL);
+    if (a == NULL) return;
+    CHECK_INT(json_array_size(a), 7);
+    CHECK_STR(JSTR(E(a, 2), "summary"), "GET trk:1");
+    CHECK_STR(JSTR(E(a, 2), "redis", "replyType"), "null");
+    CHECK_STR(JSTR(E(a, 3), "summary"), "invalidate");
+    CHECK_STR(JSTR(E(a, 3), "redis", "push"), "invalidate");
+    CHECK_STR(JSTR(E(a, 3), "redis", "reply"), "[invalidate, [trk:1]]");
+    CHECK(jget(E(a, 3), "redis", "channel", NULL) == NULL);
+    CHECK(jget(E(a, 3), "request", NULL) == NULL);
+    CHECK_STR(JSTR(E(a, 4), "summary"), "SUBSCRIBE news");
+    CHECK_STR(JSTR(E(a, 4), "redis", "replyType"), "push");
+    CHECK_STR(JSTR(E(a, 4), "redis", "reply"), "[subscribe, news, 1]");
+    CHECK_STR(JSTR(E(a, 5), "summary"), "message news");
+    CHECK_STR(JSTR(E(a, 5), "redis", "reply"), "[message, news, resp3 hello]");
+    CHECK_STR(JSTR(E(a, 6), "summary"), "PING");
+    CHECK_STR(JSTR(E(a, 6), "redis", "reply"), "PONG");
+    CHECK_STR(JSTR(E(a, 6), "protocol", "version"), "RESP3");
+    json_decref(a);
+}
+
 /* ---- hand-made connections ---- */
 
 static json_t *got;
@@ -438,6 +463,7 @@ int main(int argc, char **argv)
     test_pubsub();
     test_replica();
     test_replica_disk_and_patterns();
+    test_resp3_push();
     test_resp3_types();
     test_sync_sized_rdb();
     test_huge_value();

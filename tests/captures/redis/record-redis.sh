@@ -147,7 +147,36 @@ cli PUBLISH orders.eu "order 17"
 wait "$sub"
 finish psubscribe
 
-# 10. MONITOR through the relay while another client runs commands.
+# 10. RESP3 pushes from a raw socket: a client-tracking invalidation, then pub/sub where
+#     the subscribe confirmation and the message are `>` pushes.
+record resp3-push 1
+python3 - "$lp" "$srv" <<'PY'
+import socket, subprocess, sys, time
+def resp(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def expect(token):
+    got, deadline = b"", time.time() + 5
+    while token not in got and time.time() < deadline:
+        got += s.recv(65536)
+    assert token in got, (token, got)
+s.sendall(resp(b"HELLO", b"3"))
+expect(b"proto")
+s.sendall(resp(b"CLIENT", b"TRACKING", b"on") + resp(b"GET", b"trk:1"))
+expect(b"_\r\n")
+subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", sys.argv[2], "SET", "trk:1", "x"], check=True, stdout=subprocess.DEVNULL)
+expect(b"invalidate")
+s.sendall(resp(b"SUBSCRIBE", b"news"))
+expect(b"subscribe")
+subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", sys.argv[2], "PUBLISH", "news", "resp3 hello"], check=True, stdout=subprocess.DEVNULL)
+expect(b"resp3 hello")
+s.sendall(resp(b"PING"))
+expect(b"PONG")
+s.close()
+PY
+finish resp3-push
+
+# 11. MONITOR through the relay while another client runs commands.
 record monitor 1
 (timeout 2 redis-cli -h 127.0.0.1 -p "$lp" MONITOR >/dev/null || true) &
 mon=$!
