@@ -19,14 +19,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harness import Node, HarnessError  # noqa: E402
 
 APPS = os.path.join(ROOT, "demo", "apps")
-STATE_FILE = "/run/sidetap-demo.pid"
+STATE_FILE = "/run/sidetap-demo.pid"  # --state-file
 NODE_NAME = "demo-node-1"
 COLLECTOR_PORT = 8080
 
@@ -64,19 +63,6 @@ def check_prerequisites():
         sys.exit("demo: cannot create a network namespace (%s): run it on a machine or "
                  "container that allows `ip netns add`" % r.stderr.strip())
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-
-
-def register(collector_url, token, pod, kind="pod"):
-    """Tells the collector who a pod is, as its Kubernetes API watch would in a cluster
-    (for pods without a proxy: the DNS server and the load generator)."""
-    body = json.dumps({"pod": {"name": pod.name, "namespace": pod.namespace, "node": NODE_NAME,
-                               "ip": pod.ip, "ips": [pod.ip], "workload": pod.workload,
-                               "serviceAccount": pod.service_account,
-                               "labels": pod.labels or {}}}).encode()
-    req = urllib.request.Request(collector_url + "/api/v1/register", data=body, method="POST",
-                                 headers={"Content-Type": "application/json",
-                                          "Authorization": "Bearer " + token})
-    return req
 
 
 class Demo:
@@ -215,14 +201,18 @@ class Demo:
         self.port = node.expose(cpod, COLLECTOR_PORT, host_port=self.args.port)
 
     def register_plain(self, pod):
-        req = register(self.collector_url, self.token, pod)
-        # The request must come from inside the node: the collector's IP is a pod IP.
-        pod_client = self.pods["collector"]
-        body = req.data.decode()
-        pod_client.run(["curl", "-sf", "-o", "/dev/null", "-X", "POST", "-H",
-                        "Content-Type: application/json", "-H", "Authorization: Bearer " + self.token,
-                        "--data-binary", body, self.collector_url + "/api/v1/register"],
-                       check=False)
+        """Tells the collector who a pod without a proxy is (the DNS server, the load
+        generator), as its Kubernetes API watch would in a cluster."""
+        body = json.dumps({"pod": {"name": pod.name, "namespace": pod.namespace,
+                                   "node": NODE_NAME, "ip": pod.ip, "ips": [pod.ip],
+                                   "workload": pod.workload,
+                                   "serviceAccount": pod.service_account,
+                                   "labels": pod.labels or {}}})
+        # From inside the node: the collector's address is a pod address.
+        self.pods["collector"].run(
+            ["curl", "-sf", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json",
+             "-H", "Authorization: Bearer " + self.token, "--data-binary", body,
+             self.collector_url + "/api/v1/register"], check=False)
 
     def close(self):
         if self.node is not None:
@@ -230,16 +220,16 @@ class Demo:
             self.node = None
 
 
-def stop_running():
+def stop_running(state_file):
     try:
-        pid = int(open(STATE_FILE).read().split()[0])
+        pid = int(open(state_file).read().split()[0])
     except (OSError, ValueError, IndexError):
         print("demo: not running")
         return 0
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        os.unlink(STATE_FILE)
+        os.unlink(state_file)
         print("demo: not running (stale state removed)")
         return 0
     for _ in range(300):
@@ -260,13 +250,14 @@ def main():
     p.add_argument("--port", type=int, default=8899, help="host port for the UI (0 = any free)")
     p.add_argument("--seconds", type=float, default=4 * 3600, help="stop after this long")
     p.add_argument("--ready-file", help="write the UI URL here once everything runs")
+    p.add_argument("--state-file", default=STATE_FILE, help="where the running demo's pid is kept")
     args = p.parse_args()
 
     if args.command == "stop":
-        return stop_running()
+        return stop_running(args.state_file)
     check_prerequisites()
-    if os.path.exists(STATE_FILE):
-        stop_running()  # run again safely: replace the previous demo
+    if os.path.exists(args.state_file):
+        stop_running(args.state_file)  # run again safely: replace the previous demo
 
     demo = Demo(args)
     stopping = {"flag": False}
@@ -275,7 +266,7 @@ def main():
         stopping["flag"] = True
 
     try:
-        with open(STATE_FILE, "w") as f:
+        with open(args.state_file, "w") as f:
             f.write("%d\n" % os.getpid())
         demo.start()
         url = "http://localhost:%d" % demo.port
@@ -300,8 +291,8 @@ def main():
     finally:
         demo.close()
         try:
-            if open(STATE_FILE).read().split()[0] == str(os.getpid()):
-                os.unlink(STATE_FILE)
+            if open(args.state_file).read().split()[0] == str(os.getpid()):
+                os.unlink(args.state_file)
         except (OSError, IndexError):
             pass
     say("demo stopped, machine clean")
