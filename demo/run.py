@@ -286,7 +286,7 @@ def main():
     except HarnessError as e:
         print("demo: %s" % e, file=sys.stderr)
         if demo.node is not None:
-            demo.node.dump_logs()
+            demo.node.dump_logs(lines=12)
         return 1
     finally:
         demo.close()
