@@ -3,7 +3,7 @@
 check through the collector's query API what a user would check, stop it, and check that
 nothing was left behind.
 
-    test_demo.py BIN_DIR
+    test_demo.py BIN_DIR [SCREENSHOT_DIR]
 """
 import json
 import os
@@ -39,8 +39,13 @@ def netns_left(tag):
     return [l.split()[0] for l in out.splitlines() if l.startswith("sth-%d-" % tag)]
 
 
+SHOTS = None
+
+
 def main():
+    global SHOTS
     bin_dir = os.path.abspath(sys.argv[1])
+    SHOTS = sys.argv[2] if len(sys.argv) > 2 else None
     tmp = "/tmp/sidetap-demo-test-%d" % os.getpid()
     os.makedirs(tmp, exist_ok=True)
     ready = os.path.join(tmp, "ready")
@@ -132,6 +137,13 @@ def main():
             check(bool(found), "service map edge %s -> %s: %s" % (a, b, found))
         etcd_edges = [(a, b) for a, b in edges if a == b == "etcd"]
         check(bool(etcd_edges), "service map edge among etcd members")
+
+        # A browser opens the UI and saves screenshots of the list and the map.
+        if SHOTS:
+            r = subprocess.run(["node", os.path.join(ROOT, "tests", "demo", "screenshots.mjs"),
+                                base, SHOTS], capture_output=True, text=True, timeout=180)
+            print(r.stdout + r.stderr)
+            check(r.returncode in (0, 77), "browser screenshots of the demo UI (exit %d)" % r.returncode)
     finally:
         demo.send_signal(signal.SIGTERM)
         try:
