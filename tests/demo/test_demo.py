@@ -46,6 +46,9 @@ def main():
     global SHOTS
     bin_dir = os.path.abspath(sys.argv[1])
     SHOTS = sys.argv[2] if len(sys.argv) > 2 else None
+    if not os.access(os.path.join(bin_dir, "collector", "sidetap-collector"), os.X_OK):
+        print("sidetap-collector is not built: skipped")
+        return 77
     tmp = "/tmp/sidetap-demo-test-%d" % os.getpid()
     os.makedirs(tmp, exist_ok=True)
     ready = os.path.join(tmp, "ready")
