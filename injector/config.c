@@ -48,9 +48,10 @@ static void defaults(struct st_injector_config *c)
     c->kube_token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
     c->kube_ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
     c->assume_pod_security = "privileged";
+    c->pod_namespace = "sidetap";
     c->ns_cache_seconds = 30;
     c->timeout_seconds = 10;
-    c->resync_seconds = 60;
+    c->resync_seconds = 10;
     native_text = "auto";
     bodies_text = "true";
     verbose_text = "false";
@@ -90,6 +91,9 @@ int st_injector_config_load(struct st_injector_config *c, int argc, char **argv)
          &c->inject.collector_url, NULL},
         {"token-file", "SIDETAP_TOKEN_FILE", "ingest token copied into each proxy's env",
          &c->token_file, NULL},
+        {"token-secret-name", "SIDETAP_TOKEN_SECRET_NAME",
+         "ingest token Secret in our namespace (made when missing)", &c->token_secret_name, NULL},
+        {"namespace", "POD_NAMESPACE", "the injector's own namespace", &c->pod_namespace, NULL},
         {"token-secret", "SIDETAP_TOKEN_SECRET",
          "instead: Secret (key token) in each pod's namespace", &c->inject.token_secret, NULL},
         {"native-sidecars", "SIDETAP_NATIVE_SIDECARS", "on | off | auto (server >= 1.29)",

@@ -22,6 +22,8 @@ struct st_injector_config {
     const char *kube_api;           /* API server URL; "none" = no API */
     const char *kube_token_file, *kube_ca_file;
     const char *token_file;         /* ingest token (Secret) read into inject.token */
+    const char *token_secret_name;  /* or: this Secret in pod_namespace, created when missing */
+    const char *pod_namespace;      /* the injector's namespace (POD_NAMESPACE) */
     const char *assume_pod_security; /* with --kube-api none: namespaces' level */
     unsigned ns_cache_seconds;
     unsigned timeout_seconds;       /* per-connection read/write timeout */

@@ -538,6 +538,10 @@ static void decide(const struct st_review *r, const struct st_inject_config *cfg
             "--overwrite", r->ns, ns->psa_enforce, r->ns);
         return;
     }
+    if (cfg->not_ready) {
+        fmt(d->reason, sizeof d->reason, "%s", cfg->not_ready);
+        return;
+    }
     d->verdict = ST_VERDICT_INJECT;
     d->native_sidecar = native;
     fmt(d->reason, sizeof d->reason, "injected (%s, by %s)",

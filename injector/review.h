@@ -32,6 +32,7 @@ struct st_inject_config {
     unsigned body_cap;
     const char *cpu_request, *cpu_limit, *memory_request, *memory_limit;
     const char *system_namespace; /* "sidetap": never injected */
+    const char *not_ready;       /* non-NULL: why the injector cannot inject yet (skip) */
 };
 
 /* The namespace facts a decision needs; the AdmissionReview does not carry them. */

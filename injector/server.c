@@ -19,6 +19,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +48,10 @@ struct server {
     bool version_known;
     bool patching;             /* a caBundle GET/PATCH is in flight */
     char server_version[64];
+    bool token_pending;        /* waiting for the token Secret */
+    bool token_busy;           /* a Secret GET/POST is in flight */
+    char token[256];
+    char not_ready[200];
     /* metrics */
     unsigned long injected, skipped, bad_request, unsupported, not_found, errors;
     unsigned long hist[NBUCKETS + 1];
@@ -281,6 +287,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         handle_mutate(s, req);
     } else if (strcmp(path, "/healthz") == 0 && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
         reply_text(req, HTTP_OK, "OK", "text/plain", "ok\n");
+    } else if (strcmp(path, "/readyz") == 0 && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
+        if (s->token_pending)
+            reply_error(req, 503, "Service Unavailable", s->not_ready);
+        else
+            reply_text(req, HTTP_OK, "OK", "text/plain", "ok\n");
     } else if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
         handle_metrics(s, req);
     } else {
@@ -381,6 +392,110 @@ static void on_version(int status, const char *body, size_t len, const char *err
           native ? "on" : "off");
 }
 
+/* ---- the ingest token Secret ------------------------------------------------------- */
+
+static void fetch_token(struct server *s);
+
+static void set_token(struct server *s, const char *token)
+{
+    bool changed = strcmp(s->token, token) != 0;
+    snprintf(s->token, sizeof s->token, "%s", token);
+    s->inject.token = s->token;
+    if (s->token_pending || changed)
+        logf_("ingest token loaded from Secret %s/%s", s->cfg->pod_namespace, s->cfg->token_secret_name);
+    s->token_pending = false;
+    s->inject.not_ready = NULL;
+}
+
+static bool printable_token(const char *t, size_t n)
+{
+    if (n < 16 || n >= 256) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e) return false;
+    return true;
+}
+
+static void on_secret_created(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct server *s = arg;
+    (void)len;
+    s->token_busy = false;
+    if (status == 201 || status == 200 || status == 409) {
+        if (status != 409)
+            logf_("created Secret %s/%s with a new ingest token", s->cfg->pod_namespace,
+                  s->cfg->token_secret_name);
+        fetch_token(s); /* 409: someone else made it first; read theirs */
+        return;
+    }
+    logf_("cannot create Secret %s/%s: %s%d %.200s", s->cfg->pod_namespace, s->cfg->token_secret_name,
+          status ? "HTTP " : "", status, status ? body : err);
+}
+
+static void create_token(struct server *s)
+{
+    unsigned char raw[24];
+    char hex[49], b64[80], path[300];
+    if (RAND_bytes(raw, sizeof raw) != 1) return;
+    for (size_t i = 0; i < sizeof raw; i++) snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)hex, 48);
+    json_t *secret = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:s, s:{s:s}}", "apiVersion", "v1",
+                               "kind", "Secret", "metadata", "name", s->cfg->token_secret_name,
+                               "namespace", s->cfg->pod_namespace, "labels", "app.kubernetes.io/part-of",
+                               "sidetap", "app.kubernetes.io/component", "ingest-token", "type", "Opaque",
+                               "data", "token", b64);
+    char *body = secret ? json_dumps(secret, JSON_COMPACT) : NULL;
+    json_decref(secret);
+    snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets", s->cfg->pod_namespace);
+    if (body && st_kube_request(s->kube, "POST", path, "application/json", body, 5000,
+                                on_secret_created, s) == 0)
+        s->token_busy = true;
+    free(body);
+}
+
+static void on_secret(int status, const char *body, size_t len, const char *err, void *arg)
+{
+    struct server *s = arg;
+    s->token_busy = false;
+    if (status == 404) {
+        create_token(s);
+        return;
+    }
+    if (status != 200) {
+        logf_("cannot read Secret %s/%s: %s%d%s%s", s->cfg->pod_namespace, s->cfg->token_secret_name,
+              status ? "HTTP " : "", status, status ? "" : " ", status ? "" : err);
+        return;
+    }
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *b64 = json_string_value(json_object_get(json_object_get(root, "data"), "token"));
+    unsigned char tok[256];
+    int n = -1;
+    size_t blen = b64 ? strlen(b64) : 0;
+    if (b64 && blen > 0 && blen < 330 && blen % 4 == 0) {
+        n = EVP_DecodeBlock(tok, (const unsigned char *)b64, (int)blen);
+        if (n > 0 && b64[blen - 1] == '=') n--;
+        if (n > 0 && blen > 1 && b64[blen - 2] == '=') n--;
+    }
+    if (n > 0 && printable_token((const char *)tok, (size_t)n)) {
+        tok[n] = '\0';
+        set_token(s, (const char *)tok);
+    } else {
+        logf_("Secret %s/%s has no usable \"token\" key (16-255 printable characters)",
+              s->cfg->pod_namespace, s->cfg->token_secret_name);
+    }
+    json_decref(root);
+}
+
+static void fetch_token(struct server *s)
+{
+    if (s->kube == NULL || s->token_busy || s->cfg->token_secret_name == NULL ||
+        s->cfg->token_secret_name[0] == '\0' || (s->cfg->token_file && s->cfg->token_file[0]))
+        return;
+    char path[400];
+    snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets/%s", s->cfg->pod_namespace,
+             s->cfg->token_secret_name);
+    if (st_kube_request(s->kube, "GET", path, NULL, NULL, 5000, on_secret, s) == 0) s->token_busy = true;
+}
+
 static void on_resync(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -395,6 +510,7 @@ static void on_resync(evutil_socket_t fd, short what, void *arg)
               st_certs_seconds_left(s->certs, time(NULL)));
     }
     sync_ca_bundle(s);
+    fetch_token(s);
     if (s->cfg->native_mode == ST_NATIVE_AUTO && !s->version_known && s->kube)
         st_kube_request(s->kube, "GET", "/version", NULL, NULL, 5000, on_version, s);
 }
@@ -483,6 +599,17 @@ int st_server_run(const struct st_injector_config *cfg)
         s.nscache = st_nscache_new(NULL, 0, &assumed);
     }
     if (s.nscache == NULL) goto done;
+    if (cfg->token_secret_name && cfg->token_secret_name[0] &&
+        !(cfg->token_file && cfg->token_file[0])) {
+        if (s.kube == NULL) {
+            logf_("--token-secret-name needs the Kubernetes API (--kube-api)");
+            goto done;
+        }
+        s.token_pending = true;
+        snprintf(s.not_ready, sizeof s.not_ready, "waiting for the ingest token (Secret %s/%s)",
+                 cfg->pod_namespace, cfg->token_secret_name);
+        s.inject.not_ready = s.not_ready;
+    }
     s.resync = event_new(s.base, -1, EV_PERSIST, on_resync, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, on_signal, &s);
     s.sigint = evsignal_new(s.base, SIGINT, on_signal, &s);

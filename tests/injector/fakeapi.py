@@ -42,6 +42,8 @@ class FakeAPI:
         self.version = version
         self.namespaces = namespaces or {}
         self.forbidden = set()
+        self.secrets = {}            # (namespace, name) -> Secret object
+        self.secrets_forbidden = False
         self.mwc = webhook_config()
         self.calls = []
         self.patches = []
@@ -76,6 +78,22 @@ class FakeAPI:
                 if method == "GET" and self.path == "/version":
                     return self.send(200, {"major": api.version[0], "minor": api.version[1],
                                            "gitVersion": "v%s.%s.2" % (api.version[0], api.version[1].rstrip("+"))})
+                if self.path.startswith("/api/v1/namespaces/") and "/secrets" in self.path:
+                    if api.secrets_forbidden:
+                        return self.status(403, "secrets is forbidden")
+                    parts = self.path.split("/")  # ['', 'api', 'v1', 'namespaces', NS, 'secrets', NAME?]
+                    ns = parts[4]
+                    if method == "GET" and len(parts) == 7:
+                        sec = api.secrets.get((ns, parts[6]))
+                        return self.send(200, sec) if sec else self.status(404, "secret not found")
+                    if method == "POST" and len(parts) == 6:
+                        sec = json.loads(body)
+                        key = (ns, sec["metadata"]["name"])
+                        with api.lock:
+                            if key in api.secrets:
+                                return self.status(409, "already exists")
+                            api.secrets[key] = sec
+                        return self.send(201, sec)
                 if method == "GET" and self.path.startswith("/api/v1/namespaces/"):
                     name = self.path.rsplit("/", 1)[1]
                     if name in api.forbidden:
@@ -115,6 +133,9 @@ class FakeAPI:
 
             def do_GET(self):
                 self.handle_any("GET")
+
+            def do_POST(self):
+                self.handle_any("POST")
 
             def do_PATCH(self):
                 self.handle_any("PATCH")

@@ -36,7 +36,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
 class Injector:
     """One sidetap-injector process on 127.0.0.1:random."""
 
-    def __init__(self, tmp, api_url, extra=(), env=None):
+    def __init__(self, tmp, api_url, extra=(), env=None, token_file=True):
         self.tmp = tmp
         self.certdir = os.path.join(tmp, "certs-%d" % random.randrange(1 << 30))
         os.makedirs(self.certdir)
@@ -48,7 +48,7 @@ class Injector:
             f.write("ingest-secret\n")
         args = [INJECTOR, "--listen", "127.0.0.1:0", "--cert-dir", self.certdir, "--kube-api", api_url,
                 "--kube-token-file", tokfile, "--kube-ca-file", "", "--resync", "1", "--timeout", "2",
-                "--token-file", ingest, "--image", "registry.example/sidetap:test"] + list(extra)
+                "--image", "registry.example/sidetap:test"] + (["--token-file", ingest] if token_file else []) + list(extra)
         self.log = open(os.path.join(tmp, "injector-%d.log" % random.randrange(1 << 30)), "w+")
         e = dict(os.environ)
         e.update(env or {})
@@ -464,6 +464,68 @@ class Certificates(unittest.TestCase):
             self.assertNotIn("patch", resp)
             self.assertRegex(resp["warnings"][0], r"^sidetap: not injected: cannot read namespace bookinfo: Kubernetes API: ")
             wait_for(lambda: "cannot read MutatingWebhookConfiguration" in inj.log_text(), what="log")
+        finally:
+            inj.stop()
+
+
+class TokenSecret(unittest.TestCase):
+    """The ingest token lives in Secret sidetap/sidetap-token: made by the injector when
+    missing, read when present, copied into each proxy's env."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="sidetap-inj-")
+        self.api = FakeAPI(namespaces={"bookinfo": {"sidetap.io/inject": "enabled"}})
+
+    def tearDown(self):
+        self.api.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self):
+        return Injector(self.tmp, self.api.url, ["--token-secret-name", "sidetap-token", "--namespace", "sidetap",
+                                                 "--native-sidecars", "off"], token_file=False)
+
+    def proxy_token(self, resp):
+        patch = decode_patch(resp)
+        proxy = [op for op in patch if op["path"] == "/spec/containers/0"][0]["value"]
+        return [e for e in proxy["env"] if e["name"] == "SIDETAP_TOKEN"][0]["value"]
+
+    def test_created_when_missing(self):
+        inj = self.start()
+        try:
+            wait_for(lambda: inj.curl("/readyz")[0] == 200, what="ready")
+            sec = self.api.secrets[("sidetap", "sidetap-token")]
+            self.assertEqual(sec["type"], "Opaque")
+            token = base64.b64decode(sec["data"]["token"]).decode()
+            self.assertRegex(token, r"^[0-9a-f]{48}$")
+            self.assertEqual(self.proxy_token(inj.mutate(fixture("bookinfo-details"))), token)
+        finally:
+            log = inj.stop()
+        self.assertIn("created Secret sidetap/sidetap-token with a new ingest token", log)
+
+    def test_existing_secret_is_used(self):
+        self.api.secrets[("sidetap", "sidetap-token")] = {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sidetap-token", "namespace": "sidetap"},
+            "data": {"token": base64.b64encode(b"my-own-token-1234567890").decode()}}
+        inj = self.start()
+        try:
+            wait_for(lambda: inj.curl("/readyz")[0] == 200, what="ready")
+            self.assertEqual(self.proxy_token(inj.mutate(fixture("bookinfo-details"))), "my-own-token-1234567890")
+            self.assertEqual(self.api.count("POST", "/api/v1/namespaces/sidetap/secrets"), 0)
+        finally:
+            inj.stop()
+
+    def test_not_ready_without_token(self):
+        self.api.secrets_forbidden = True
+        inj = self.start()
+        try:
+            code, body, _ = inj.curl("/readyz")
+            self.assertEqual((code, json.loads(body)),
+                             (503, {"error": "waiting for the ingest token (Secret sidetap/sidetap-token)"}))
+            resp = inj.mutate(fixture("bookinfo-details"))
+            self.assertNotIn("patch", resp)
+            self.assertEqual(resp["warnings"], [
+                "sidetap: not injected: waiting for the ingest token (Secret sidetap/sidetap-token)"])
+            self.assertIn("cannot read Secret sidetap/sidetap-token: HTTP 403", inj.log_text())
         finally:
             inj.stop()
 
