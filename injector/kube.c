@@ -9,6 +9,10 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,8 +491,96 @@ void st_nscache_stats(const struct st_nscache *c, unsigned long *hits, unsigned 
 
 /* ---- caBundle and version (pure) ---------------------------------------------------- */
 
-int st_cabundle_patch(const char *mwc_json, size_t len, const char *ca_b64, char **patch,
-                      char *err, size_t errlen)
+#define BUNDLE_MAX 4
+#define OUR_CA_PREFIX "sidetap-injector-ca-"
+
+struct bundle_cert {
+    X509 *x;
+    time_t not_before;
+};
+
+/* Appends the certificates of a base64 PEM bundle to list (deduplicated). */
+static void bundle_add(const char *b64, struct bundle_cert *list, size_t *n, size_t cap, bool ours_only)
+{
+    size_t len = strlen(b64);
+    if (len == 0 || len % 4 != 0 || len > (1u << 20)) return;
+    unsigned char *pem = malloc(len);
+    if (pem == NULL) return;
+    int plen = EVP_DecodeBlock(pem, (const unsigned char *)b64, (int)len);
+    BIO *bio = plen > 0 ? BIO_new_mem_buf(pem, plen) : NULL;
+    X509 *x;
+    time_t now = time(NULL);
+    while (bio && *n < cap && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        char cn[128] = "";
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+        struct tm tm;
+        time_t nb = 0, na = 0;
+        if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm)) nb = timegm(&tm);
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm)) na = timegm(&tm);
+        bool dup = false;
+        for (size_t i = 0; i < *n && !dup; i++) dup = X509_cmp(list[i].x, x) == 0;
+        if (dup || na <= now || (ours_only && strncmp(cn, OUR_CA_PREFIX, strlen(OUR_CA_PREFIX)) != 0)) {
+            X509_free(x);
+            continue;
+        }
+        list[*n].x = x;
+        list[*n].not_before = nb;
+        (*n)++;
+    }
+    ERR_clear_error();
+    BIO_free(bio);
+    free(pem);
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    const struct bundle_cert *x = a, *y = b;
+    if (x->not_before != y->not_before) return x->not_before > y->not_before ? -1 : 1;
+    return X509_cmp(x->x, y->x);
+}
+
+/* The bundle every webhook should carry, base64: ours plus, with keep_others, the other
+ * unexpired sidetap injector CAs already there (other replicas, the previous pod of a
+ * rolling update), newest first, at most BUNDLE_MAX. Sorted the same way by every replica,
+ * so replicas agree instead of taking turns. */
+static char *desired_bundle(json_t *hooks, const char *ca_b64, bool keep_others)
+{
+    struct bundle_cert list[64];
+    size_t n = 0;
+    bundle_add(ca_b64, list, &n, 1, false);
+    if (n == 0) return strdup(ca_b64); /* not a PEM certificate: use as given */
+    X509 *ours = list[0].x;
+    if (keep_others) {
+        size_t i;
+        json_t *h;
+        json_array_foreach(hooks, i, h) {
+            const char *cur = json_string_value(json_object_get(json_object_get(h, "clientConfig"), "caBundle"));
+            if (cur) bundle_add(cur, list, &n, sizeof list / sizeof list[0], true);
+        }
+    }
+    qsort(list, n, sizeof list[0], newest_first);
+    BIO *out = BIO_new(BIO_s_mem());
+    size_t kept = 0;
+    bool have_ours = false;
+    for (size_t i = 0; i < n; i++) {
+        bool is_ours = list[i].x == ours;
+        if (kept < BUNDLE_MAX - (have_ours ? 0 : 1) || is_ours) {
+            PEM_write_bio_X509(out, list[i].x);
+            kept++;
+            have_ours |= is_ours;
+        }
+    }
+    for (size_t i = 0; i < n; i++) X509_free(list[i].x);
+    char *data = NULL, *b64 = NULL;
+    long len = BIO_get_mem_data(out, &data);
+    if (len > 0 && (b64 = malloc(4 * (((size_t)len + 2) / 3) + 1)) != NULL)
+        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)len);
+    BIO_free(out);
+    return b64;
+}
+
+int st_cabundle_patch(const char *mwc_json, size_t len, const char *ca_b64, bool keep_others,
+                      char **patch, char *err, size_t errlen)
 {
     *patch = NULL;
     json_error_t jerr;
@@ -500,6 +592,12 @@ int st_cabundle_patch(const char *mwc_json, size_t len, const char *ca_b64, char
         json_decref(root);
         return -1;
     }
+    char *want = desired_bundle(hooks, ca_b64, keep_others);
+    if (want == NULL) {
+        snprintf(err, errlen, "out of memory");
+        json_decref(root);
+        return -1;
+    }
     json_t *ops = json_array();
     size_t i;
     json_t *h;
@@ -508,13 +606,14 @@ int st_cabundle_patch(const char *mwc_json, size_t len, const char *ca_b64, char
         json_t *cc = json_object_get(h, "clientConfig");
         const char *cur = json_string_value(json_object_get(cc, "caBundle"));
         if (name == NULL || !json_is_object(cc)) continue;
-        if (cur && strcmp(cur, ca_b64) == 0) continue;
+        if (cur && strcmp(cur, want) == 0) continue;
         char path[96];
         snprintf(path, sizeof path, "/webhooks/%zu/name", i);
         json_array_append_new(ops, json_pack("{s:s, s:s, s:s}", "op", "test", "path", path, "value", name));
         snprintf(path, sizeof path, "/webhooks/%zu/clientConfig/caBundle", i);
-        json_array_append_new(ops, json_pack("{s:s, s:s, s:s}", "op", "add", "path", path, "value", ca_b64));
+        json_array_append_new(ops, json_pack("{s:s, s:s, s:s}", "op", "add", "path", path, "value", want));
     }
+    free(want);
     json_decref(root);
     if (json_array_size(ops) == 0) {
         json_decref(ops);

@@ -43,10 +43,13 @@ void st_nscache_stats(const struct st_nscache *c, unsigned long *hits, unsigned 
 /* ---- caBundle ---------------------------------------------------------------------- */
 
 /* Pure: from a MutatingWebhookConfiguration's JSON, the JSON Patch that sets every
- * webhook's clientConfig.caBundle to ca_b64 (guarded by `test` ops on the names).
- * Returns 1 with *patch (malloc'd), 0 when every caBundle already matches, -1 with err. */
-int st_cabundle_patch(const char *mwc_json, size_t len, const char *ca_b64, char **patch,
-                      char *err, size_t errlen);
+ * webhook's clientConfig.caBundle (guarded by `test` ops on the names) to our CA (ca_b64,
+ * base64 PEM) plus, with keep_others, the other unexpired sidetap-injector CAs already in
+ * the bundles (replicas, rolling updates), newest first, at most 4, in an order every
+ * replica computes alike. Returns 1 with *patch (malloc'd), 0 when every caBundle already
+ * matches, -1 with err. */
+int st_cabundle_patch(const char *mwc_json, size_t len, const char *ca_b64, bool keep_others,
+                      char **patch, char *err, size_t errlen);
 
 /* Parses "/version" and says whether native sidecars are on by default (1.29+). Returns
  * -1 when the answer cannot be read. */

@@ -344,7 +344,10 @@ static void on_webhook_config(int status, const char *body, size_t len, const ch
         return;
     }
     char *patch = NULL, perr[200];
-    int rc = st_cabundle_patch(body, len, ca, &patch, perr, sizeof perr);
+    /* Generated CAs (one per process) are merged so replicas and a rolling update's old and
+     * new pods are all trusted; a mounted CA replaces whatever was there. */
+    bool keep_others = s->cfg->tls_cert == NULL;
+    int rc = st_cabundle_patch(body, len, ca, keep_others, &patch, perr, sizeof perr);
     if (rc <= 0) {
         s->patching = false;
         if (rc == 0) s->ca_unchanged++;

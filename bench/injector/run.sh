@@ -18,7 +18,16 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do grep -q "listening on port" "$work/out" && break; sleep 0.1; done
 port=$(awk '/listening on port/{print $4}' "$work/out")
 body=$src/tests/injector/fixtures/bookinfo-reviews-v1.json
-echo "sidetap-injector $("$inj" --version | cut -d' ' -f2), review $(stat -c %s "$body") bytes, $(nproc) CPUs"
-"$bench" --port "$port" --ca "$work/ca.crt" --body "$body" --connections 50 --rate 500 --seconds 10
-"$bench" --port "$port" --ca "$work/ca.crt" --body "$body" --connections 50 --seconds 10
+cpu() { awk '{print $14 + $15}' /proc/$pid/stat; }   # injector CPU ticks
+hz=$(getconf CLK_TCK)
+echo "sidetap-injector $("$inj" --version | cut -d' ' -f2), review $(stat -c %s "$body") bytes, $(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg)"
+"$build/bench/injector/bench_review" "$body" 20000
+for args in "--rate 500" ""; do
+  c0=$(cpu)
+  out=$("$bench" --port "$port" --ca "$work/ca.crt" --body "$body" --connections 50 --seconds 10 $args) || true
+  c1=$(cpu)
+  echo "$out"
+  n=$(echo "$out" | head -1 | sed -E 's/.*: ([0-9]+) requests.*/\1/')
+  awk -v c=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN { if (n > 0) printf "  injector CPU: %.0f us per request (TLS + HTTP + review)\n", c / hz / n * 1e6 }'
+done
 echo "injector RSS after the runs: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# build.sh [--minimal] [--bin-dir DIR] [--tag NAME:TAG] OUT.tar
+# build.sh [--minimal] [--allow-missing] [--bin-dir DIR] [--tag NAME:TAG] OUT.tar
 #
 # Builds the sidetap image without a container daemon and writes it as an OCI archive
 # (load it with `skopeo copy oci-archive:OUT.tar docker://REGISTRY/sidetap:TAG` or
@@ -11,15 +11,17 @@
 # build of this tree on this machine (Debian 12 as well, so the same libraries); pass
 # --bin-dir to reuse a meson build directory, otherwise one is made in a temp dir.
 #
+# --allow-missing builds even when a binary is not part of the tree yet (a note says which).
 # --minimal skips debootstrap: the root holds only the binaries, the shared libraries they
 # load (found with ldd) and /etc/passwd. It is what the test suite builds (seconds, not
 # minutes); it has no iptables, so its sidetap-init cannot apply rules.
 set -euo pipefail
 
-minimal=0 bin_dir= tag=sidetap:0.1.0 out=
+minimal=0 allow_missing=0 bin_dir= tag=sidetap:0.1.0 out=
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --minimal) minimal=1 ;;
+    --minimal) minimal=1 allow_missing=1 ;;
+    --allow-missing) allow_missing=1 ;;
     --bin-dir) bin_dir=$2; shift ;;
     --tag) tag=$2; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
@@ -28,7 +30,7 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-[[ -n $out ]] || { echo "usage: build.sh [--minimal] [--bin-dir DIR] [--tag NAME:TAG] OUT.tar" >&2; exit 2; }
+[[ -n $out ]] || { echo "usage: build.sh [--minimal] [--allow-missing] [--bin-dir DIR] [--tag NAME:TAG] OUT.tar" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (buildah with the vfs driver, debootstrap)" >&2; exit 2; }
 command -v buildah >/dev/null || { echo "build.sh: needs buildah (apt-get install buildah)" >&2; exit 2; }
 [[ $minimal -eq 1 ]] || command -v debootstrap >/dev/null ||
@@ -59,10 +61,10 @@ found=()
 for b in "${binaries[@]}"; do
   if [[ -x $bin_dir/$b ]]; then
     found+=("$bin_dir/$b")
-  elif [[ $minimal -eq 0 ]]; then
-    echo "build.sh: $bin_dir/$b is missing" >&2; exit 1
+  elif [[ $allow_missing -eq 0 ]]; then
+    echo "build.sh: $bin_dir/$b is missing (--allow-missing builds without it)" >&2; exit 1
   else
-    echo "build.sh: note: $b not built, left out of the minimal image" >&2
+    echo "build.sh: note: $b not built, left out of the image" >&2
   fi
 done
 

@@ -457,6 +457,52 @@ class Certificates(unittest.TestCase):
             log = inj.stop()
         self.assertIn("serving certificate renewed", log)
 
+    def test_replicas_share_the_bundle(self):
+        """Two injectors (replicas, or a rolling update's old and new pod) each make a CA:
+        the bundle converges to both, newest first, and stays put. A CA left by an earlier
+        pod is kept; a foreign CA and an expired sidetap CA are dropped."""
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=60)
+        pems = {}
+        for name, days in (("sidetap-injector-ca-1", "30"), ("someone-else-ca", "30")):
+            key = os.path.join(self.tmp, name + ".key")
+            crt = os.path.join(self.tmp, name + ".crt")
+            run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", crt, "-days", days, "-subj", "/CN=" + name)
+            with open(crt, "rb") as f:
+                pems[name] = f.read()
+        expired = os.path.join(self.tmp, "expired.crt")
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", expired + ".key", "-out", expired + ".csr", "-subj", "/CN=sidetap-injector-ca-0")
+        run("openssl", "x509", "-req", "-in", expired + ".csr", "-signkey", expired + ".key", "-days", "-1",
+            "-out", expired)  # notAfter a day before notBefore: expired
+        with open(expired, "rb") as f:
+            pems["expired"] = f.read()
+        start = base64.b64encode(pems["sidetap-injector-ca-1"] + pems["someone-else-ca"] + pems["expired"]).decode()
+        with self.api.lock:
+            for h in self.api.mwc["webhooks"]:
+                h["clientConfig"]["caBundle"] = start
+        a = Injector(self.tmp, self.api.url)
+        time.sleep(1.1)  # a newer notBefore for the second CA (1 s resolution)
+        b = Injector(self.tmp, self.api.url)
+        try:
+            ca = {}
+            for inj in (a, b):
+                with open(inj.ca, "rb") as f:
+                    ca[inj] = f.read()
+            # Newest notBefore first; the injectors' own CAs start 5 minutes back (clock skew).
+            want = base64.b64encode(pems["sidetap-injector-ca-1"] + ca[b] + ca[a]).decode()
+            wait_for(lambda: self.api.ca_bundles() == [want, want], timeout=15, what="shared bundle")
+            n = len(self.api.patches)
+            time.sleep(3)  # three more resyncs of each: nothing left to change
+            self.assertEqual(len(self.api.patches), n)
+            self.assertEqual(self.api.ca_bundles(), [want, want])
+            for inj in (a, b):
+                code, _, _ = inj.curl("/healthz")
+                self.assertEqual(code, 200)
+        finally:
+            a.stop()
+            b.stop()
+
     def test_api_unreachable_is_survivable(self):
         inj = Injector(self.tmp, "http://127.0.0.1:9", ["--native-sidecars", "auto"])
         try:
