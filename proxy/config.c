@@ -107,7 +107,7 @@ static void usage(FILE *out)
                  "SIDETAP_LABELS_FILE (downward API format). See docs/proxy.md.\n");
 }
 
-/* Parses "123", "64KiB", "16MiB", "1GiB", "64k", "16m" (binary multiples). */
+/* Parses "123", "64KiB", "16MiB", "1GiB", "64k", "16Mi" (binary multiples). */
 static int parse_size(const char *v, size_t *out)
 {
     errno = 0;
@@ -123,7 +123,9 @@ static int parse_size(const char *v, size_t *out)
         else if (unit == 'b' && end[1] == 0) mult = 1;
         else return -1;
         end++;
-        if (unit != 'b' && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)) end += strlen(end);
+        /* 64KiB, 64KB, 64K and the Kubernetes spelling 64Ki all mean 65536 */
+        if (unit != 'b' && (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0 || strcasecmp(end, "i") == 0))
+            end += strlen(end);
         if (*end) return -1;
     }
     if (n > (unsigned long long)SIZE_MAX / mult) return -1;

@@ -575,6 +575,40 @@ def t_capture_limits(env):
             check(not req["body"].get("data"), "no body bytes captured: %r" % req["body"])
 
 
+def t_backpressure(env):
+    """A client that stops reading: the proxy stops reading the server too (bounded
+    buffers), then relays everything intact once the client reads again."""
+    env.servers("http:8080")
+    p = env.proxy(collector=False)
+    size = 40 << 20
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(30)
+    s.connect((POD_IP, 8080))
+    s.sendall(b"GET /blob?size=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % size)
+    key = 'sidetap_bytes_total{direction="outbound",flow="to_client"}'
+    # The client reads nothing: the proxy's count of bytes read from the server must
+    # grow, then stall well below the body size.
+    last = [-1.0]
+
+    def stalled():
+        time.sleep(0.5)
+        v = metrics()[key]
+        done = v > (1 << 20) and v == last[0]
+        last[0] = v
+        return done and v
+
+    stuck_at = wait_for(stalled, 30, "the relay to stall")
+    check(stuck_at < 10 << 20, "proxy read %d of %d bytes while the client read nothing" % (stuck_at, size))
+    got = recv_all(s)
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), "status line %r" % head[:40])
+    eq(len(body), size, "body length")
+    eq(hashlib.sha256(body).hexdigest(), hashlib.sha256(blob(size)).hexdigest(), "body sha256")
+    eq(env.stop(p), 0, "exit code")
+
+
 def t_self_connect(env):
     """A connection straight to the listener (its original destination is the listener)
     is closed and counted instead of looping."""
@@ -642,6 +676,7 @@ SCENARIOS = {
     "self-connect": t_self_connect,
     "ipv6": t_ipv6,
     "capture-limits": t_capture_limits,
+    "backpressure": t_backpressure,
     "bad-config": t_bad_config,
 }
 

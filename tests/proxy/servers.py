@@ -12,6 +12,7 @@ eofecho  reads until the client's FIN, then answers "got N sha256\n" + blob(1 Mi
 banner   server-first: sends "220 sidetap-test ready\r\n" at once, then echoes lines
 reset    reads one chunk, then closes with a reset (SO_LINGER 0)
 """
+import functools
 import hashlib
 import socket
 import socketserver
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 
+@functools.lru_cache(maxsize=4)
 def blob(n):
     """Deterministic, incompressible-looking bytes."""
     out = bytearray()
