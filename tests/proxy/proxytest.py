@@ -452,7 +452,14 @@ def t_dns(env):
                "--listen-address=" + POD_IP, "--port=53", "--pid-file=" + env.path("dnsmasq.pid"),
                "--user=root", "--address=/web.example.test/" + OTHER_IP, "--local-ttl=300",
                "--cname=alias.example.test,web.example.test", "--log-facility=" + env.path("dnsmasq.log")])
-    time.sleep(0.5)
+
+    def dnsmasq_up():
+        try:
+            return udp_ask(dns_query("web.example.test", 1), POD_IP, uid=1717)
+        except (Failure, subprocess.TimeoutExpired):
+            return None
+
+    wait_for(dnsmasq_up, 20, "dnsmasq to answer")
     env.servers("http:8080")
     p = env.proxy(collector=False, env={"SIDETAP_ENTRIES_FILE": env.path("entries.jsonl")})
     for name in ("web.example.test", "alias.example.test"):
