@@ -1,0 +1,815 @@
+/* kfl_parse.c - recursive-descent parser for KFL (docs/kfl.md). Builds the tree that
+ * kfl_eval.c walks; field paths are resolved here to index-record fields where possible,
+ * regular expressions and datetimes are compiled here, once.
+ *
+ * Precedence, loosest first: or (||), and (&&), not (!), comparison (== != < <= > >=
+ * =~ matches), + and -, postfix (.field, ["key"], [0], .startsWith(...)). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kfl_int.h"
+
+struct parser {
+    struct kfl_lexer lx;
+    struct kfl_error *err;
+    int depth;
+    bool needs_json;
+};
+
+static struct kfl_node *parse_or(struct parser *p);
+
+static struct kfl_node *node_new(enum kfl_node_kind kind, int pos, int len)
+{
+    struct kfl_node *n = calloc(1, sizeof(*n));
+    if (n) {
+        n->kind = kind;
+        n->pos = pos;
+        n->len = len;
+    }
+    return n;
+}
+
+void kfl_node_free(struct kfl_node *n)
+{
+    if (!n)
+        return;
+    kfl_node_free(n->a);
+    kfl_node_free(n->b);
+    free(n->str);
+    for (int i = 0; i < n->nsegs; i++)
+        free(n->segs[i].name);
+    free(n->segs);
+    free(n->proto_other);
+    if (n->re_ok)
+        regfree(&n->re);
+    free(n);
+}
+
+static int advance(struct parser *p)
+{
+    return kfl_lex_next(&p->lx);
+}
+
+static struct kfl_token *tok(struct parser *p)
+{
+    return &p->lx.tok;
+}
+
+static bool is_kw(struct parser *p, const char *kw)
+{
+    return tok(p)->kind == KT_IDENT && strcmp(tok(p)->text, kw) == 0;
+}
+
+static void oom(struct parser *p)
+{
+    kfl_set_error(p->err, tok(p)->pos, 1, "out of memory");
+}
+
+static void unexpected(struct parser *p, const char *what)
+{
+    char buf[80];
+    struct kfl_token *t = tok(p);
+    kfl_set_error(p->err, t->pos, t->kind == KT_END ? 1 : t->len, "expected %s, found %s", what,
+                  kfl_tok_describe(t, buf, sizeof(buf)));
+}
+
+static const struct {
+    const char *path;
+    enum kfl_fast fast;
+} fast_fields[] = {
+    {"id", KF_ID},
+    {"timestamp", KF_TIMESTAMP},
+    {"elapsedTime", KF_ELAPSED},
+    {"protocol.name", KF_PROTO_NAME},
+    {"src.ip", KF_SRC_IP},
+    {"src.name", KF_SRC_NAME},
+    {"src.namespace", KF_SRC_NS},
+    {"src.workload", KF_SRC_WORKLOAD},
+    {"src.node", KF_SRC_NODE},
+    {"src.port", KF_SRC_PORT},
+    {"dst.ip", KF_DST_IP},
+    {"dst.name", KF_DST_NAME},
+    {"dst.namespace", KF_DST_NS},
+    {"dst.workload", KF_DST_WORKLOAD},
+    {"dst.node", KF_DST_NODE},
+    {"dst.port", KF_DST_PORT},
+    {"node.name", KF_NODE_NAME},
+    {"outgoing", KF_OUTGOING},
+    {"request.method", KF_METHOD},
+    {"request.path", KF_PATH},
+    {"response.status", KF_STATUS},
+    {"summary", KF_SUMMARY},
+    {"error", KF_ERROR},
+};
+
+/* Top-level fields of an entry: a bare name among these is a field, any other bare name
+ * is a protocol (so protocols added later work without a change here). */
+static const char *const entry_fields[] = {
+    "id", "timestamp", "elapsedTime", "protocol", "src", "dst", "node", "outgoing", "seq",
+    "request", "response", "summary", "error", "merged", NULL,
+};
+
+static void resolve_fast(struct parser *p, struct kfl_node *n)
+{
+    char path[128];
+    size_t off = 0;
+    for (int i = 0; i < n->nsegs; i++) {
+        if (!n->segs[i].name) {
+            p->needs_json = true;
+            return;
+        }
+        int w = snprintf(path + off, sizeof(path) - off, "%s%s", i ? "." : "", n->segs[i].name);
+        if (w < 0 || (size_t)w >= sizeof(path) - off) {
+            p->needs_json = true;
+            return;
+        }
+        off += (size_t)w;
+    }
+    for (size_t i = 0; i < sizeof(fast_fields) / sizeof(fast_fields[0]); i++)
+        if (strcmp(path, fast_fields[i].path) == 0) {
+            n->fast = fast_fields[i].fast;
+            return;
+        }
+    p->needs_json = true;
+}
+
+static int add_seg(struct kfl_node *n, char *name, long index)
+{
+    struct kfl_seg *s = realloc(n->segs, sizeof(*s) * (size_t)(n->nsegs + 1));
+    if (!s)
+        return -1;
+    n->segs = s;
+    s[n->nsegs].name = name;
+    s[n->nsegs].index = index;
+    n->nsegs++;
+    return 0;
+}
+
+static struct kfl_node *literal_str(struct parser *p)
+{
+    struct kfl_node *n = node_new(KN_LITERAL, tok(p)->pos, tok(p)->len);
+    if (!n) {
+        oom(p);
+        return NULL;
+    }
+    n->lit = KL_STR;
+    n->str = tok(p)->text;
+    n->str_len = tok(p)->text_len;
+    tok(p)->text = NULL;
+    return n;
+}
+
+/* A function call: now(), datetime("..."), within(5m). The name token is current. */
+static struct kfl_node *parse_call(struct parser *p)
+{
+    int pos = tok(p)->pos;
+    char *name = tok(p)->text;
+    tok(p)->text = NULL;
+    struct kfl_node *n = NULL, *arg = NULL;
+    if (advance(p) < 0 || advance(p) < 0) /* name, '(' */
+        goto fail;
+    if (strcmp(name, "now") == 0) {
+        if (tok(p)->kind != KT_RPAREN) {
+            unexpected(p, "')' (now() takes no argument)");
+            goto fail;
+        }
+        n = node_new(KN_NOW, pos, tok(p)->pos + 1 - pos);
+    } else if (strcmp(name, "datetime") == 0) {
+        if (tok(p)->kind != KT_STRING) {
+            unexpected(p, "a time string like \"2026-11-25T10:00:00Z\"");
+            goto fail;
+        }
+        int64_t ms;
+        if (kfl_parse_datetime(tok(p)->text, &ms) < 0) {
+            kfl_set_error(p->err, tok(p)->pos, tok(p)->len,
+                          "\"%.60s\" is not an RFC 3339 time like \"2026-11-25T10:00:00Z\"",
+                          tok(p)->text);
+            goto fail;
+        }
+        if (advance(p) < 0)
+            goto fail;
+        if (tok(p)->kind != KT_RPAREN) {
+            unexpected(p, "')' after the datetime argument");
+            goto fail;
+        }
+        n = node_new(KN_LITERAL, pos, tok(p)->pos + 1 - pos);
+        if (n) {
+            n->lit = KL_NUM;
+            n->num = (double)ms;
+        }
+    } else if (strcmp(name, "within") == 0) {
+        /* within(5m) == timestamp >= now() - 5m */
+        if (tok(p)->kind != KT_NUMBER || !tok(p)->is_duration) {
+            unexpected(p, "a duration like 5m, 30s or 2h");
+            goto fail;
+        }
+        double span = tok(p)->number;
+        if (advance(p) < 0)
+            goto fail;
+        if (tok(p)->kind != KT_RPAREN) {
+            unexpected(p, "')' after the duration");
+            goto fail;
+        }
+        int len = tok(p)->pos + 1 - pos;
+        n = node_new(KN_CMP, pos, len);
+        if (!n)
+            goto nomem;
+        n->op = KT_GE;
+        n->a = node_new(KN_FIELD, pos, len);
+        n->b = node_new(KN_SUB, pos, len);
+        if (!n->a || !n->b)
+            goto nomem;
+        n->a->fast = KF_TIMESTAMP;
+        char *ts = strdup("timestamp");
+        if (!ts || add_seg(n->a, ts, 0) < 0) {
+            free(ts);
+            goto nomem;
+        }
+        n->b->a = node_new(KN_NOW, pos, len);
+        n->b->b = node_new(KN_LITERAL, pos, len);
+        if (!n->b->a || !n->b->b)
+            goto nomem;
+        n->b->b->lit = KL_NUM;
+        n->b->b->num = span;
+    } else {
+        kfl_set_error(p->err, pos, (int)strlen(name),
+                      "unknown function '%.40s' (known: now, datetime, within)", name);
+        goto fail;
+    }
+    if (!n)
+        goto nomem;
+    free(name);
+    if (advance(p) < 0) {
+        kfl_node_free(n);
+        return NULL;
+    }
+    return n;
+nomem:
+    oom(p);
+fail:
+    kfl_node_free(n);
+    kfl_node_free(arg);
+    free(name);
+    return NULL;
+}
+
+static struct kfl_node *parse_primary(struct parser *p)
+{
+    struct kfl_token *t = tok(p);
+    struct kfl_node *n = NULL;
+    switch (t->kind) {
+    case KT_LPAREN: {
+        if (++p->depth > KFL_MAX_DEPTH) {
+            kfl_set_error(p->err, t->pos, 1, "query nested too deeply (limit %d)", KFL_MAX_DEPTH);
+            return NULL;
+        }
+        int open = t->pos;
+        if (advance(p) < 0)
+            return NULL;
+        n = parse_or(p);
+        if (!n)
+            return NULL;
+        if (tok(p)->kind != KT_RPAREN) {
+            char buf[80];
+            kfl_set_error(p->err, tok(p)->pos, tok(p)->kind == KT_END ? 1 : tok(p)->len,
+                          "missing ')' to close the '(' at position %d, found %s", open,
+                          kfl_tok_describe(tok(p), buf, sizeof(buf)));
+            kfl_node_free(n);
+            return NULL;
+        }
+        p->depth--;
+        if (advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        return n;
+    }
+    case KT_STRING:
+        n = literal_str(p);
+        if (n && advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        return n;
+    case KT_NUMBER:
+    case KT_MINUS: {
+        int pos = t->pos;
+        double sign = 1;
+        if (t->kind == KT_MINUS) {
+            if (advance(p) < 0)
+                return NULL;
+            if (tok(p)->kind != KT_NUMBER) {
+                unexpected(p, "a number after '-'");
+                return NULL;
+            }
+            sign = -1;
+        }
+        n = node_new(KN_LITERAL, pos, tok(p)->pos + tok(p)->len - pos);
+        if (!n) {
+            oom(p);
+            return NULL;
+        }
+        n->lit = KL_NUM;
+        n->num = sign * tok(p)->number;
+        if (advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        return n;
+    }
+    case KT_IDENT:
+        break;
+    default:
+        unexpected(p, "a value (a field, a string, a number or '(')");
+        return NULL;
+    }
+
+    /* an identifier: keyword literal, function call, protocol or field path */
+    const char *name = t->text;
+    if (strcmp(name, "true") == 0 || strcmp(name, "false") == 0 || strcmp(name, "null") == 0) {
+        n = node_new(KN_LITERAL, t->pos, t->len);
+        if (!n) {
+            oom(p);
+            return NULL;
+        }
+        n->lit = name[0] == 'n' ? KL_NULL : KL_BOOL;
+        n->boolean = name[0] == 't';
+        if (advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        return n;
+    }
+    if (strcmp(name, "and") == 0 || strcmp(name, "or") == 0 || strcmp(name, "matches") == 0) {
+        unexpected(p, "a value");
+        return NULL;
+    }
+    if (p->lx.src[p->lx.pos] == '(')
+        return parse_call(p);
+
+    n = node_new(KN_FIELD, t->pos, t->len);
+    if (!n || add_seg(n, t->text, 0) < 0) {
+        kfl_node_free(n);
+        oom(p);
+        return NULL;
+    }
+    t->text = NULL;
+    if (advance(p) < 0)
+        goto fail;
+    /* path continues with .name (not followed by '(' - that is a method) or [key] */
+    for (;;) {
+        if (tok(p)->kind == KT_DOT) {
+            /* peek: a method call ends the path */
+            int save = p->lx.pos;
+            const char *s = p->lx.src;
+            while (s[save] == ' ')
+                save++;
+            int e = save;
+            while ((s[e] >= 'a' && s[e] <= 'z') || (s[e] >= 'A' && s[e] <= 'Z') ||
+                   (s[e] >= '0' && s[e] <= '9') || s[e] == '_')
+                e++;
+            int f = e;
+            while (s[f] == ' ')
+                f++;
+            if (e > save && s[f] == '(')
+                break;
+            if (advance(p) < 0)
+                goto fail;
+            if (tok(p)->kind != KT_IDENT) {
+                unexpected(p, "a field name after '.'");
+                goto fail;
+            }
+            if (add_seg(n, tok(p)->text, 0) < 0) {
+                oom(p);
+                goto fail;
+            }
+            tok(p)->text = NULL;
+            n->len = tok(p)->pos + tok(p)->len - n->pos;
+            if (advance(p) < 0)
+                goto fail;
+        } else if (tok(p)->kind == KT_LBRACK) {
+            if (advance(p) < 0)
+                goto fail;
+            if (tok(p)->kind == KT_STRING) {
+                if (add_seg(n, tok(p)->text, 0) < 0) {
+                    oom(p);
+                    goto fail;
+                }
+                tok(p)->text = NULL;
+            } else if (tok(p)->kind == KT_NUMBER && !tok(p)->is_duration && tok(p)->number >= 0 &&
+                       tok(p)->number < 1e9 && tok(p)->number == (long)tok(p)->number) {
+                if (add_seg(n, NULL, (long)tok(p)->number) < 0) {
+                    oom(p);
+                    goto fail;
+                }
+            } else {
+                unexpected(p, "a key in quotes or an index after '['");
+                goto fail;
+            }
+            if (advance(p) < 0)
+                goto fail;
+            if (tok(p)->kind != KT_RBRACK) {
+                unexpected(p, "']'");
+                goto fail;
+            }
+            n->len = tok(p)->pos + 1 - n->pos;
+            if (advance(p) < 0)
+                goto fail;
+        } else {
+            break;
+        }
+    }
+    if (n->nsegs == 1) {
+        const char *bare = n->segs[0].name;
+        enum st_rproto rp = st_rproto_from_name(bare);
+        bool is_field = false;
+        for (int i = 0; entry_fields[i]; i++)
+            if (strcmp(bare, entry_fields[i]) == 0)
+                is_field = true;
+        if (rp != ST_RP_OTHER || !is_field) {
+            struct kfl_node *pn = node_new(KN_PROTO, n->pos, n->len);
+            if (!pn) {
+                oom(p);
+                goto fail;
+            }
+            if (rp == ST_RP_HTTP)
+                pn->proto_mask = (1u << ST_RP_HTTP) | (1u << ST_RP_HTTP2);
+            else if (rp != ST_RP_OTHER)
+                pn->proto_mask = 1u << rp;
+            else {
+                pn->proto_other = n->segs[0].name;
+                n->segs[0].name = NULL;
+            }
+            kfl_node_free(n);
+            return pn;
+        }
+    }
+    resolve_fast(p, n);
+    return n;
+fail:
+    kfl_node_free(n);
+    return NULL;
+}
+
+/* primary followed by method calls: .startsWith("x") .endsWith("x") .contains("x")
+ * .matches("re") */
+static struct kfl_node *parse_postfix(struct parser *p)
+{
+    struct kfl_node *n = parse_primary(p);
+    while (n && tok(p)->kind == KT_DOT) {
+        if (advance(p) < 0)
+            goto fail;
+        if (tok(p)->kind != KT_IDENT) {
+            unexpected(p, "a method name after '.'");
+            goto fail;
+        }
+        enum kfl_node_kind kind;
+        const char *m = tok(p)->text;
+        if (strcmp(m, "startsWith") == 0)
+            kind = KN_STARTS;
+        else if (strcmp(m, "endsWith") == 0)
+            kind = KN_ENDS;
+        else if (strcmp(m, "contains") == 0)
+            kind = KN_CONTAINS;
+        else if (strcmp(m, "matches") == 0)
+            kind = KN_REGEX;
+        else {
+            kfl_set_error(p->err, tok(p)->pos, tok(p)->len,
+                          "unknown method '%.40s' (known: startsWith, endsWith, contains, matches)",
+                          m);
+            goto fail;
+        }
+        int mpos = tok(p)->pos;
+        if (advance(p) < 0)
+            goto fail;
+        if (tok(p)->kind != KT_LPAREN) {
+            unexpected(p, "'(' after the method name");
+            goto fail;
+        }
+        if (advance(p) < 0)
+            goto fail;
+        if (tok(p)->kind != KT_STRING) {
+            unexpected(p, "a string argument in quotes");
+            goto fail;
+        }
+        struct kfl_node *call = node_new(kind, mpos, 1);
+        if (!call) {
+            oom(p);
+            goto fail;
+        }
+        call->a = n;
+        n = call;
+        call->str = tok(p)->text;
+        call->str_len = tok(p)->text_len;
+        tok(p)->text = NULL;
+        if (kind == KN_REGEX) {
+            int rc = regcomp(&call->re, call->str, REG_EXTENDED | REG_NOSUB);
+            if (rc != 0) {
+                char ebuf[100];
+                regerror(rc, &call->re, ebuf, sizeof(ebuf));
+                kfl_set_error(p->err, tok(p)->pos, tok(p)->len, "bad regular expression: %s",
+                              ebuf);
+                goto fail;
+            }
+            call->re_ok = true;
+        }
+        if (advance(p) < 0)
+            goto fail;
+        if (tok(p)->kind != KT_RPAREN) {
+            unexpected(p, "')' after the argument");
+            goto fail;
+        }
+        call->len = tok(p)->pos + 1 - mpos;
+        if (advance(p) < 0)
+            goto fail;
+    }
+    return n;
+fail:
+    kfl_node_free(n);
+    return NULL;
+}
+
+static struct kfl_node *parse_sum(struct parser *p)
+{
+    struct kfl_node *n = parse_postfix(p);
+    while (n && (tok(p)->kind == KT_PLUS || tok(p)->kind == KT_MINUS)) {
+        struct kfl_node *op = node_new(tok(p)->kind == KT_PLUS ? KN_ADD : KN_SUB, tok(p)->pos, 1);
+        if (!op) {
+            oom(p);
+            kfl_node_free(n);
+            return NULL;
+        }
+        op->a = n;
+        n = op;
+        if (advance(p) < 0 || !(op->b = parse_postfix(p))) {
+            kfl_node_free(n);
+            return NULL;
+        }
+    }
+    return n;
+}
+
+static struct kfl_node *parse_cmp(struct parser *p)
+{
+    struct kfl_node *lhs = parse_sum(p);
+    if (!lhs)
+        return NULL;
+    enum kfl_tok_kind k = tok(p)->kind;
+    bool is_matches = is_kw(p, "matches");
+    if (k == KT_EQ || k == KT_NE || k == KT_LT || k == KT_LE || k == KT_GT || k == KT_GE) {
+        struct kfl_node *n = node_new(KN_CMP, tok(p)->pos, tok(p)->len);
+        if (!n) {
+            oom(p);
+            kfl_node_free(lhs);
+            return NULL;
+        }
+        n->op = k;
+        n->a = lhs;
+        char opname[8];
+        snprintf(opname, sizeof(opname), "%.*s", tok(p)->len, p->lx.src + tok(p)->pos);
+        if (advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        enum kfl_tok_kind v = tok(p)->kind;
+        if (v != KT_IDENT && v != KT_STRING && v != KT_NUMBER && v != KT_LPAREN && v != KT_MINUS) {
+            char buf[80];
+            kfl_set_error(p->err, tok(p)->pos, tok(p)->kind == KT_END ? 1 : tok(p)->len,
+                          "expected a value after '%s', found %s", opname,
+                          kfl_tok_describe(tok(p), buf, sizeof(buf)));
+            kfl_node_free(n);
+            return NULL;
+        }
+        n->b = parse_sum(p);
+        if (!n->b) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        return n;
+    }
+    if (k == KT_MATCH || is_matches) {
+        struct kfl_node *n = node_new(KN_REGEX, tok(p)->pos, tok(p)->len);
+        if (!n) {
+            oom(p);
+            kfl_node_free(lhs);
+            return NULL;
+        }
+        n->a = lhs;
+        if (advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        if (tok(p)->kind != KT_STRING) {
+            unexpected(p, "a regular expression in quotes");
+            kfl_node_free(n);
+            return NULL;
+        }
+        n->str = tok(p)->text;
+        n->str_len = tok(p)->text_len;
+        tok(p)->text = NULL;
+        int rc = regcomp(&n->re, n->str, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char ebuf[100];
+            regerror(rc, &n->re, ebuf, sizeof(ebuf));
+            kfl_set_error(p->err, tok(p)->pos, tok(p)->len, "bad regular expression: %s", ebuf);
+            kfl_node_free(n);
+            return NULL;
+        }
+        n->re_ok = true;
+        if (advance(p) < 0) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        return n;
+    }
+    return lhs;
+}
+
+static struct kfl_node *parse_not(struct parser *p)
+{
+    if (tok(p)->kind == KT_NOT || is_kw(p, "not")) {
+        if (++p->depth > KFL_MAX_DEPTH) {
+            kfl_set_error(p->err, tok(p)->pos, 1, "query nested too deeply (limit %d)",
+                          KFL_MAX_DEPTH);
+            return NULL;
+        }
+        struct kfl_node *n = node_new(KN_NOT, tok(p)->pos, tok(p)->len);
+        if (!n) {
+            oom(p);
+            return NULL;
+        }
+        if (advance(p) < 0 || !(n->a = parse_not(p))) {
+            kfl_node_free(n);
+            return NULL;
+        }
+        p->depth--;
+        return n;
+    }
+    return parse_cmp(p);
+}
+
+static struct kfl_node *parse_and(struct parser *p)
+{
+    struct kfl_node *n = parse_not(p);
+    while (n && (tok(p)->kind == KT_AND || is_kw(p, "and"))) {
+        struct kfl_node *op = node_new(KN_AND, tok(p)->pos, tok(p)->len);
+        if (!op) {
+            oom(p);
+            kfl_node_free(n);
+            return NULL;
+        }
+        op->a = n;
+        n = op;
+        if (advance(p) < 0 || !(op->b = parse_not(p))) {
+            kfl_node_free(n);
+            return NULL;
+        }
+    }
+    return n;
+}
+
+static struct kfl_node *parse_or(struct parser *p)
+{
+    struct kfl_node *n = parse_and(p);
+    while (n && (tok(p)->kind == KT_OR || is_kw(p, "or"))) {
+        struct kfl_node *op = node_new(KN_OR, tok(p)->pos, tok(p)->len);
+        if (!op) {
+            oom(p);
+            kfl_node_free(n);
+            return NULL;
+        }
+        op->a = n;
+        n = op;
+        if (advance(p) < 0 || !(op->b = parse_and(p))) {
+            kfl_node_free(n);
+            return NULL;
+        }
+    }
+    return n;
+}
+
+struct kfl_query *kfl_compile(const char *text, struct kfl_error *err)
+{
+    struct kfl_error scratch;
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof(*err));
+    if (!text)
+        text = "";
+    size_t len = strlen(text);
+    if (len > KFL_MAX_QUERY) {
+        kfl_set_error(err, KFL_MAX_QUERY, (int)(len - KFL_MAX_QUERY),
+                      "query longer than %d characters", KFL_MAX_QUERY);
+        return NULL;
+    }
+    struct kfl_query *q = calloc(1, sizeof(*q));
+    if (!q) {
+        kfl_set_error(err, 0, 1, "out of memory");
+        return NULL;
+    }
+    struct parser p = {.lx = {.src = text, .err = err}, .err = err};
+    if (advance(&p) < 0)
+        goto fail;
+    if (p.lx.tok.kind == KT_END) {
+        kfl_lex_free(&p.lx);
+        return q; /* empty: match all */
+    }
+    q->root = parse_or(&p);
+    if (!q->root)
+        goto fail;
+    if (p.lx.tok.kind != KT_END) {
+        if (p.lx.tok.kind == KT_RPAREN)
+            kfl_set_error(err, p.lx.tok.pos, 1, "unmatched ')'");
+        else
+            unexpected(&p, "'and', 'or' or the end of the query");
+        goto fail;
+    }
+    q->needs_json = p.needs_json;
+    kfl_lex_free(&p.lx);
+    return q;
+fail:
+    kfl_lex_free(&p.lx);
+    kfl_free(q);
+    return NULL;
+}
+
+void kfl_free(struct kfl_query *q)
+{
+    if (!q)
+        return;
+    kfl_node_free(q->root);
+    free(q);
+}
+
+bool kfl_needs_json(const struct kfl_query *q)
+{
+    return q->needs_json;
+}
+
+bool kfl_is_all(const struct kfl_query *q)
+{
+    return q->root == NULL;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int kfl_parse_datetime(const char *s, int64_t *ms)
+{
+    int Y, M, D, h = 0, m = 0, sec = 0;
+    size_t n = strlen(s);
+    if (n < 10 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
+        digits(s + 8, 2, &D))
+        return -1;
+    const char *p = s + 10;
+    double frac = 0;
+    int64_t offset_min = 0;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        if (strlen(p) < 6 || digits(p + 1, 2, &h) || p[3] != ':' || digits(p + 4, 2, &m))
+            return -1;
+        p += 6;
+        if (*p == ':') {
+            if (digits(p + 1, 2, &sec))
+                return -1;
+            p += 3;
+            if (*p == '.') {
+                double scale = 0.1;
+                p++;
+                if (*p < '0' || *p > '9')
+                    return -1;
+                while (*p >= '0' && *p <= '9') {
+                    frac += (*p - '0') * scale;
+                    scale /= 10;
+                    p++;
+                }
+            }
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int oh, om;
+            if (strlen(p) < 6 || digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om))
+                return -1;
+            offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+            p += 6;
+        }
+    }
+    if (*p != '\0' || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return -1;
+    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
+                    .tm_min = m, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    *ms = ((int64_t)t - offset_min * 60) * 1000 + (int64_t)(frac * 1000 + 0.5);
+    return 0;
+}

@@ -1,0 +1,380 @@
+/* segment.c - append-only segment files (segment.h). */
+#include "segment.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HDR 10                    /* "ST" + u32 len + u32 checksum */
+#define FLUSH_AT (4u << 20)       /* buffered bytes that trigger a write */
+#define PENDING_MAX (64u << 20)   /* buffered bytes kept while the disk fails */
+#define RECORD_MAX (64u << 20)
+
+struct seg {
+    uint64_t first_id;
+    uint64_t bytes;
+    int64_t last_ts; /* ms; newest entry written to it */
+};
+
+struct st_segs {
+    char *dir;
+    struct seg *segs;
+    size_t n, cap;
+    int fd; /* the last segment, open for appending; -1 before the first append */
+    uint64_t seg_max;
+    char *buf;
+    size_t len, bufcap;
+    uint64_t total;
+    uint64_t errors;
+    uint64_t retention_bytes;
+    int64_t retention_age_ms;
+};
+
+static uint32_t fnv1a(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void seg_path(const struct st_segs *s, uint64_t first_id, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%020llu.seg", s->dir, (unsigned long long)first_id);
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+    const struct seg *x = a, *y = b;
+    return x->first_id < y->first_id ? -1 : x->first_id > y->first_id;
+}
+
+static int add_seg(struct st_segs *s, uint64_t first_id, uint64_t bytes, int64_t last_ts)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        struct seg *p = realloc(s->segs, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        s->segs = p;
+        s->cap = cap;
+    }
+    s->segs[s->n++] = (struct seg){first_id, bytes, last_ts};
+    return 0;
+}
+
+struct st_segs *st_segs_open(const char *dir, uint64_t retention_bytes, int64_t retention_age_ms,
+                             char *err, size_t errlen)
+{
+    struct st_segs *s = calloc(1, sizeof(*s));
+    DIR *d = NULL;
+    if (!s)
+        goto nomem;
+    s->fd = -1;
+    s->retention_bytes = retention_bytes;
+    s->retention_age_ms = retention_age_ms;
+    s->seg_max = ST_SEG_MAX_BYTES;
+    if (retention_bytes && retention_bytes / 4 < s->seg_max)
+        s->seg_max = retention_bytes / 4 < 4096 ? 4096 : retention_bytes / 4;
+    s->dir = strdup(dir);
+    if (!s->dir)
+        goto nomem;
+    if (mkdir_p(dir) < 0) {
+        snprintf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot open data dir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        unsigned long long first;
+        char tail[8];
+        if (strlen(de->d_name) != 24 || sscanf(de->d_name, "%20llu%7s", &first, tail) != 2 ||
+            strcmp(tail, ".seg") != 0)
+            continue;
+        char path[PATH_MAX];
+        struct stat st;
+        seg_path(s, first, path, sizeof(path));
+        if (stat(path, &st) < 0)
+            continue;
+        if (add_seg(s, first, (uint64_t)st.st_size, (int64_t)st.st_mtime * 1000) < 0)
+            goto nomem;
+        s->total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    d = NULL;
+    if (s->n)
+        qsort(s->segs, s->n, sizeof(*s->segs), cmp_seg);
+    return s;
+nomem:
+    snprintf(err, errlen, "out of memory opening the data dir");
+fail:
+    if (d)
+        closedir(d);
+    st_segs_close(s);
+    return NULL;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return -1;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!buf)
+        return -1;
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int st_segs_load(struct st_segs *s, int (*fn)(const char *json, size_t len, void *arg), void *arg,
+                 uint64_t *torn)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        char path[PATH_MAX], *data;
+        size_t len, off = 0;
+        seg_path(s, s->segs[i].first_id, path, sizeof(path));
+        if (read_file(path, &data, &len) < 0) {
+            s->errors++;
+            continue;
+        }
+        while (off < len) {
+            const unsigned char *p = (const unsigned char *)data + off;
+            if (len - off < HDR || p[0] != 'S' || p[1] != 'T')
+                break;
+            uint32_t rlen = get32(p + 2), sum = get32(p + 6);
+            if (rlen > RECORD_MAX || len - off < HDR + (size_t)rlen + 1 ||
+                fnv1a(data + off + HDR, rlen) != sum || data[off + HDR + rlen] != '\n')
+                break;
+            if (fn(data + off + HDR, rlen, arg) != 0) {
+                free(data);
+                return -1;
+            }
+            off += HDR + rlen + 1;
+        }
+        if (off < len) {
+            /* damaged: cut the file at the last whole record */
+            (*torn)++;
+            if (truncate(path, (off_t)off) < 0)
+                s->errors++;
+            s->total -= s->segs[i].bytes - off;
+            s->segs[i].bytes = off;
+        }
+        free(data);
+    }
+    return 0;
+}
+
+static void drop_oldest(struct st_segs *s)
+{
+    char path[PATH_MAX];
+    seg_path(s, s->segs[0].first_id, path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT)
+        s->errors++;
+    s->total -= s->segs[0].bytes;
+    memmove(s->segs, s->segs + 1, (s->n - 1) * sizeof(*s->segs));
+    s->n--;
+}
+
+static void apply_retention(struct st_segs *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* the segment being written is never dropped */
+    while (s->n > 1) {
+        bool too_big = s->retention_bytes && s->total > s->retention_bytes;
+        bool too_old = s->retention_age_ms && s->segs[0].last_ts < now - s->retention_age_ms;
+        if (!too_big && !too_old)
+            break;
+        drop_oldest(s);
+    }
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int st_segs_flush(struct st_segs *s)
+{
+    if (s->len && s->fd >= 0) {
+        if (write_all(s->fd, s->buf, s->len) < 0) {
+            s->errors++;
+            if (s->len > PENDING_MAX)
+                s->len = 0; /* the disk is gone: stop holding memory for it */
+            return -1;
+        }
+        s->len = 0;
+    }
+    apply_retention(s);
+    return 0;
+}
+
+static int open_segment(struct st_segs *s, uint64_t first_id, int64_t ts)
+{
+    char path[PATH_MAX];
+    seg_path(s, first_id, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (add_seg(s, first_id, 0, ts) < 0) {
+        close(fd);
+        return -1;
+    }
+    s->fd = fd;
+    return 0;
+}
+
+int st_segs_append(struct st_segs *s, uint64_t id, int64_t timestamp, const char *json, size_t len)
+{
+    size_t need = HDR + len + 1;
+    if (len > RECORD_MAX)
+        return -1;
+    struct seg *cur = s->n ? &s->segs[s->n - 1] : NULL;
+    if (s->fd < 0 || !cur || cur->bytes + need > s->seg_max) {
+        if (s->len)
+            st_segs_flush(s);
+        if (s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        if (cur && cur->bytes + need <= s->seg_max && s->fd < 0 && cur->first_id < id) {
+            /* reopen the last segment left by the previous run */
+            char path[PATH_MAX];
+            seg_path(s, cur->first_id, path, sizeof(path));
+            s->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        }
+        if (s->fd < 0 && open_segment(s, id, timestamp) < 0) {
+            s->errors++;
+            return -1;
+        }
+        apply_retention(s);
+        cur = &s->segs[s->n - 1];
+    }
+    if (s->len + need > s->bufcap) {
+        size_t cap = s->bufcap ? s->bufcap : 1 << 16;
+        while (cap < s->len + need)
+            cap *= 2;
+        char *p = realloc(s->buf, cap);
+        if (!p)
+            return -1;
+        s->buf = p;
+        s->bufcap = cap;
+    }
+    unsigned char *h = (unsigned char *)s->buf + s->len;
+    h[0] = 'S';
+    h[1] = 'T';
+    put32(h + 2, (uint32_t)len);
+    put32(h + 6, fnv1a(json, len));
+    memcpy(s->buf + s->len + HDR, json, len);
+    s->buf[s->len + HDR + len] = '\n';
+    s->len += need;
+    cur->bytes += need;
+    s->total += need;
+    if (timestamp > cur->last_ts)
+        cur->last_ts = timestamp;
+    if (s->len >= FLUSH_AT)
+        return st_segs_flush(s);
+    return 0;
+}
+
+size_t st_segs_pending(const struct st_segs *s)
+{
+    return s->len;
+}
+
+uint64_t st_segs_bytes(const struct st_segs *s)
+{
+    return s->total;
+}
+
+uint64_t st_segs_count(const struct st_segs *s)
+{
+    return s->n;
+}
+
+uint64_t st_segs_errors(const struct st_segs *s)
+{
+    return s->errors;
+}
+
+void st_segs_close(struct st_segs *s)
+{
+    if (!s)
+        return;
+    if (s->len && s->fd >= 0)
+        st_segs_flush(s);
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->buf);
+    free(s->segs);
+    free(s->dir);
+    free(s);
+}

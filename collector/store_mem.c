@@ -1,0 +1,238 @@
+/* store_mem.c - the embedded storage engine: entries in memory, newest kept within the
+ * memory budget, mirrored to segment files so a restart reloads them.
+ *
+ * Records sit in a ring ordered by id (ids increase; gaps are possible after a damaged
+ * disk record), so "newest first from a cursor" is a binary search and a walk. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "segment.h"
+#include "store.h"
+
+#define REC_OVERHEAD 24 /* ring slot + malloc header, counted against the budget */
+
+struct mem_store {
+    struct st_store base;
+    struct st_store_config cfg;
+    struct st_rec **ring;
+    size_t cap, head, count;
+    uint64_t next_id;
+    size_t bytes;
+    struct st_store_stats st;
+    struct st_segs *segs;
+};
+
+static struct st_rec *at(const struct mem_store *m, size_t i)
+{
+    return m->ring[(m->head + i) % m->cap];
+}
+
+static void evict_oldest(struct mem_store *m)
+{
+    struct st_rec *r = m->ring[m->head];
+    m->bytes -= r->alloc_size + REC_OVERHEAD;
+    m->st.per_proto[r->proto]--;
+    st_rec_free(r);
+    m->ring[m->head] = NULL;
+    m->head = (m->head + 1) % m->cap;
+    m->count--;
+    m->st.evicted++;
+}
+
+static int push(struct mem_store *m, struct st_rec *r)
+{
+    if (m->count == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        struct st_rec **ring = malloc(cap * sizeof(*ring));
+        if (!ring)
+            return -1;
+        for (size_t i = 0; i < m->count; i++)
+            ring[i] = at(m, i);
+        free(m->ring);
+        m->ring = ring;
+        m->cap = cap;
+        m->head = 0;
+    }
+    m->ring[(m->head + m->count) % m->cap] = r;
+    m->count++;
+    m->bytes += r->alloc_size + REC_OVERHEAD;
+    m->st.per_proto[r->proto]++;
+    while (m->bytes > m->cfg.memory_budget && m->count > 1)
+        evict_oldest(m);
+    return 0;
+}
+
+static const struct st_rec *mem_append(struct st_store *s, json_t *entry, const char **error)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    char idbuf[24];
+    uint64_t id = m->next_id;
+    snprintf(idbuf, sizeof(idbuf), "%" PRIu64, id);
+    if (json_object_set_new(entry, "id", json_string(idbuf)) < 0) {
+        *error = "out of memory";
+        return NULL;
+    }
+    struct st_rec *r = st_rec_new(entry, id);
+    if (!r) {
+        *error = "entry could not be serialized";
+        return NULL;
+    }
+    if (push(m, r) < 0) {
+        st_rec_free(r);
+        *error = "out of memory";
+        return NULL;
+    }
+    m->next_id++;
+    m->st.appended++;
+    if (m->segs)
+        st_segs_append(m->segs, id, r->timestamp, r->json, r->json_len);
+    return r;
+}
+
+/* Index of the first record with id >= id (count when none). */
+static size_t lower_bound(const struct mem_store *m, uint64_t id)
+{
+    size_t lo = 0, hi = m->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (at(m, mid)->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static const struct st_rec *mem_get(struct st_store *s, uint64_t id)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    size_t i = lower_bound(m, id);
+    if (i < m->count && at(m, i)->id == id)
+        return at(m, i);
+    return NULL;
+}
+
+static void mem_scan(struct st_store *s, uint64_t before, uint64_t after, st_store_visit_fn fn,
+                     void *arg)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    size_t end = before ? lower_bound(m, before) : m->count;
+    for (size_t i = end; i-- > 0;) {
+        const struct st_rec *r = at(m, i);
+        if (after && r->id <= after)
+            break;
+        if (!fn(r, arg))
+            break;
+    }
+}
+
+static void mem_stats(struct st_store *s, struct st_store_stats *out)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    *out = m->st;
+    out->entries = m->count;
+    out->bytes = m->bytes;
+    out->oldest_id = m->count ? at(m, 0)->id : 0;
+    out->newest_id = m->count ? at(m, m->count - 1)->id : 0;
+    if (m->segs) {
+        out->disk_bytes = st_segs_bytes(m->segs);
+        out->disk_segments = st_segs_count(m->segs);
+        out->disk_errors = st_segs_errors(m->segs);
+    }
+}
+
+static void mem_tick(struct st_store *s)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    if (m->cfg.retention_age_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        while (m->count && at(m, 0)->timestamp < now - m->cfg.retention_age_ms)
+            evict_oldest(m);
+    }
+    if (m->segs)
+        st_segs_flush(m->segs);
+}
+
+static size_t mem_backlog(struct st_store *s)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    return m->segs ? st_segs_pending(m->segs) : 0;
+}
+
+static void mem_close(struct st_store *s)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    st_segs_close(m->segs);
+    for (size_t i = 0; i < m->count; i++)
+        st_rec_free(at(m, i));
+    free(m->ring);
+    free(m);
+}
+
+static const struct st_store_ops mem_ops = {
+    .append = mem_append,
+    .get = mem_get,
+    .scan = mem_scan,
+    .stats = mem_stats,
+    .tick = mem_tick,
+    .backlog = mem_backlog,
+    .close = mem_close,
+};
+
+static int load_one(const char *json, size_t len, void *arg)
+{
+    struct mem_store *m = arg;
+    struct st_rec *r = st_rec_from_text(json, len);
+    if (!r) {
+        m->st.torn++;
+        return 0;
+    }
+    if (m->count && r->id <= at(m, m->count - 1)->id) {
+        st_rec_free(r); /* out of order: a damaged or foreign record */
+        m->st.torn++;
+        return 0;
+    }
+    if (push(m, r) < 0) {
+        st_rec_free(r);
+        return -1;
+    }
+    m->st.loaded++;
+    if (r->id >= m->next_id)
+        m->next_id = r->id + 1;
+    return 0;
+}
+
+struct st_store *st_store_mem_new(const struct st_store_config *cfg, char *err, size_t errlen)
+{
+    struct mem_store *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->base.ops = &mem_ops;
+    m->cfg = *cfg;
+    m->cfg.data_dir = NULL;
+    m->next_id = 1;
+    if (cfg->data_dir) {
+        m->segs = st_segs_open(cfg->data_dir, cfg->retention_bytes, cfg->retention_age_ms, err,
+                               errlen);
+        if (!m->segs)
+            goto fail;
+        uint64_t torn = 0;
+        if (st_segs_load(m->segs, load_one, m, &torn) < 0) {
+            snprintf(err, errlen, "out of memory loading %s", cfg->data_dir);
+            goto fail;
+        }
+        m->st.torn += torn;
+        m->st.evicted = 0; /* evictions while loading are not news */
+    }
+    return &m->base;
+fail:
+    mem_close(&m->base);
+    return NULL;
+}
