@@ -574,7 +574,9 @@ static struct kfl_node *parse_cmp(struct parser *p)
             return NULL;
         }
         enum kfl_tok_kind v = tok(p)->kind;
-        if (v != KT_IDENT && v != KT_STRING && v != KT_NUMBER && v != KT_LPAREN && v != KT_MINUS) {
+        bool keyword = v == KT_IDENT && (is_kw(p, "and") || is_kw(p, "or") || is_kw(p, "matches"));
+        if ((v != KT_IDENT && v != KT_STRING && v != KT_NUMBER && v != KT_LPAREN && v != KT_MINUS) ||
+            keyword) {
             char buf[80];
             kfl_set_error(p->err, tok(p)->pos, tok(p)->kind == KT_END ? 1 : tok(p)->len,
                           "expected a value after '%s', found %s", opname,

@@ -66,6 +66,7 @@ struct st_rec {
     uint8_t proto; /* enum st_rproto */
     uint8_t flags; /* ST_REC_* */
     uint32_t json_len;
+    int64_t stored_at; /* ms since the epoch when the collector stored it (retention) */
     const char *str[ST_RS_COUNT];
     const char *json; /* the whole entry, compact, with "id"; NUL-terminated */
     size_t alloc_size; /* bytes this record holds (memory accounting) */

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HDR 10                    /* "ST" + u32 len + u32 checksum */
+#define HDR 18 /* "ST" + u32 len + u32 checksum + u64 stored_at */
 #define FLUSH_AT (4u << 20)       /* buffered bytes that trigger a write */
 #define PENDING_MAX (64u << 20)   /* buffered bytes kept while the disk fails */
 #define RECORD_MAX (64u << 20)
@@ -54,6 +54,12 @@ static void put32(unsigned char *p, uint32_t v)
     p[1] = (unsigned char)(v >> 8);
     p[2] = (unsigned char)(v >> 16);
     p[3] = (unsigned char)(v >> 24);
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
 }
 
 static uint32_t get32(const unsigned char *p)
@@ -184,7 +190,8 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
-int st_segs_load(struct st_segs *s, int (*fn)(const char *json, size_t len, void *arg), void *arg,
+int st_segs_load(struct st_segs *s,
+                 int (*fn)(const char *json, size_t len, int64_t stored_at, void *arg), void *arg,
                  uint64_t *torn)
 {
     for (size_t i = 0; i < s->n; i++) {
@@ -203,7 +210,10 @@ int st_segs_load(struct st_segs *s, int (*fn)(const char *json, size_t len, void
             if (rlen > RECORD_MAX || len - off < HDR + (size_t)rlen + 1 ||
                 fnv1a(data + off + HDR, rlen) != sum || data[off + HDR + rlen] != '\n')
                 break;
-            if (fn(data + off + HDR, rlen, arg) != 0) {
+            int64_t stored_at = (int64_t)((uint64_t)get32(p + 10) | (uint64_t)get32(p + 14) << 32);
+            if (stored_at > s->segs[i].last_ts)
+                s->segs[i].last_ts = stored_at;
+            if (fn(data + off + HDR, rlen, stored_at, arg) != 0) {
                 free(data);
                 return -1;
             }
@@ -293,7 +303,7 @@ static int open_segment(struct st_segs *s, uint64_t first_id, int64_t ts)
     return 0;
 }
 
-int st_segs_append(struct st_segs *s, uint64_t id, int64_t timestamp, const char *json, size_t len)
+int st_segs_append(struct st_segs *s, uint64_t id, int64_t stored_at, const char *json, size_t len)
 {
     size_t need = HDR + len + 1;
     if (len > RECORD_MAX)
@@ -311,7 +321,7 @@ int st_segs_append(struct st_segs *s, uint64_t id, int64_t timestamp, const char
             seg_path(s, cur->first_id, path, sizeof(path));
             s->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
         }
-        if (s->fd < 0 && open_segment(s, id, timestamp) < 0) {
+        if (s->fd < 0 && open_segment(s, id, stored_at) < 0) {
             s->errors++;
             return -1;
         }
@@ -333,13 +343,14 @@ int st_segs_append(struct st_segs *s, uint64_t id, int64_t timestamp, const char
     h[1] = 'T';
     put32(h + 2, (uint32_t)len);
     put32(h + 6, fnv1a(json, len));
+    put64(h + 10, (uint64_t)stored_at);
     memcpy(s->buf + s->len + HDR, json, len);
     s->buf[s->len + HDR + len] = '\n';
     s->len += need;
     cur->bytes += need;
     s->total += need;
-    if (timestamp > cur->last_ts)
-        cur->last_ts = timestamp;
+    if (stored_at > cur->last_ts)
+        cur->last_ts = stored_at;
     if (s->len >= FLUSH_AT)
         return st_segs_flush(s);
     return 0;

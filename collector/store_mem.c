@@ -25,6 +25,13 @@ struct mem_store {
     struct st_segs *segs;
 };
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static struct st_rec *at(const struct mem_store *m, size_t i)
 {
     return m->ring[(m->head + i) % m->cap];
@@ -87,8 +94,9 @@ static const struct st_rec *mem_append(struct st_store *s, json_t *entry, const 
     }
     m->next_id++;
     m->st.appended++;
+    r->stored_at = now_ms();
     if (m->segs)
-        st_segs_append(m->segs, id, r->timestamp, r->json, r->json_len);
+        st_segs_append(m->segs, id, r->stored_at, r->json, r->json_len);
     return r;
 }
 
@@ -148,10 +156,8 @@ static void mem_tick(struct st_store *s)
 {
     struct mem_store *m = (struct mem_store *)s;
     if (m->cfg.retention_age_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        while (m->count && at(m, 0)->timestamp < now - m->cfg.retention_age_ms)
+        int64_t now = now_ms();
+        while (m->count && at(m, 0)->stored_at < now - m->cfg.retention_age_ms)
             evict_oldest(m);
     }
     if (m->segs)
@@ -184,7 +190,7 @@ static const struct st_store_ops mem_ops = {
     .close = mem_close,
 };
 
-static int load_one(const char *json, size_t len, void *arg)
+static int load_one(const char *json, size_t len, int64_t stored_at, void *arg)
 {
     struct mem_store *m = arg;
     struct st_rec *r = st_rec_from_text(json, len);
@@ -192,6 +198,7 @@ static int load_one(const char *json, size_t len, void *arg)
         m->st.torn++;
         return 0;
     }
+    r->stored_at = stored_at;
     if (m->count && r->id <= at(m, m->count - 1)->id) {
         st_rec_free(r); /* out of order: a damaged or foreign record */
         m->st.torn++;
