@@ -34,7 +34,8 @@ struct st_config {
     int dedup_hold_ms;      /* how long a first report waits for its counterpart */
     size_t dedup_max;       /* reports held at once */
     int stream_stall_ms;    /* a stream that cannot be written for this long is closed */
-    size_t stream_buffer;   /* output bytes queued per stream before entries are dropped */
+    size_t stream_buffer;   /* output bytes queued per stream before it falls behind */
+    uint64_t stream_lag;    /* entries a stream may fall behind before it skips (drops) */
     int max_streams;
     struct st_store_config store;
     /* Kubernetes API (in-cluster, or overridden for tests) */

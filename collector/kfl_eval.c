@@ -28,6 +28,7 @@ struct kval {
 struct vlist {
     struct kval v[MAX_FANOUT];
     int n;
+    char scratch[24]; /* text of a value made up here (the id) */
 };
 
 static json_t *subject_json(struct kfl_subject *s)
@@ -141,11 +142,16 @@ static struct kval vnum(double n)
     return v;
 }
 
-static bool fast_value(const struct kfl_node *n, const struct st_rec *r, struct kval *v)
+static bool fast_value(const struct kfl_node *n, const struct st_rec *r, struct kval *v,
+                       char *scratch, size_t size)
 {
     switch (n->fast) {
     case KF_NONE: return false;
-    case KF_ID: *v = vnum((double)r->id); return true;
+    case KF_ID:
+        /* a string, as in the JSON; compares with numbers as a numeric string */
+        snprintf(scratch, size, "%llu", (unsigned long long)r->id);
+        *v = vstr(scratch);
+        return true;
     case KF_TIMESTAMP: *v = vnum((double)r->timestamp); return true;
     case KF_ELAPSED:
         if (r->flags & ST_REC_HAS_ELAPSED)
@@ -221,7 +227,7 @@ static void values(const struct kfl_node *n, struct kfl_subject *s, struct vlist
     }
     case KN_FIELD: {
         struct kval v;
-        if (s->rec && fast_value(n, s->rec, &v)) {
+        if (s->rec && fast_value(n, s->rec, &v, out->scratch, sizeof(out->scratch))) {
             push(out, v);
             return;
         }

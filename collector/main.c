@@ -53,7 +53,8 @@ static void usage(FILE *f)
             "  --max-batch N            most entries in one batch (default 5000)\n"
             "  --max-rate N             entries/s accepted before answering 503 (default 0 = no limit)\n"
             "  --dedup-hold DUR         wait for the other side's report of a call (default 2s)\n"
-            "  --stream-buffer SIZE     bytes queued per live stream before dropping (default 256Ki)\n"
+            "  --stream-buffer SIZE     bytes queued per live stream before it reads from the store (default 256Ki)\n"
+            "  --stream-lag N           entries a live stream may fall behind before it drops them (default 10000)\n"
             "  --stream-stall DUR       close a live stream that cannot be written for this long (default 30s)\n"
             "  --k8s-api URL            Kubernetes API (default: in-cluster when KUBERNETES_SERVICE_HOST is set)\n"
             "  --k8s-token-file PATH    service-account token (default /var/run/secrets/kubernetes.io/serviceaccount/token)\n"
@@ -142,7 +143,7 @@ static char *read_token(const char *path, char *err, size_t errlen)
 enum {
     OPT_LISTEN = 256, OPT_TOKEN_FILE, OPT_NO_AUTH, OPT_DATA_DIR, OPT_MEMORY, OPT_RET_BYTES,
     OPT_RET_AGE, OPT_MAX_BODY, OPT_MAX_BATCH, OPT_MAX_RATE, OPT_DEDUP_HOLD, OPT_STREAM_BUFFER,
-    OPT_STREAM_STALL, OPT_K8S_API, OPT_K8S_TOKEN, OPT_K8S_CA, OPT_NO_K8S, OPT_VERSION, OPT_HELP,
+    OPT_STREAM_STALL, OPT_STREAM_LAG, OPT_K8S_API, OPT_K8S_TOKEN, OPT_K8S_CA, OPT_NO_K8S, OPT_VERSION, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -159,6 +160,7 @@ static const struct option options[] = {
     {"dedup-hold", required_argument, NULL, OPT_DEDUP_HOLD},
     {"stream-buffer", required_argument, NULL, OPT_STREAM_BUFFER},
     {"stream-stall", required_argument, NULL, OPT_STREAM_STALL},
+    {"stream-lag", required_argument, NULL, OPT_STREAM_LAG},
     {"k8s-api", required_argument, NULL, OPT_K8S_API},
     {"k8s-token-file", required_argument, NULL, OPT_K8S_TOKEN},
     {"k8s-ca-file", required_argument, NULL, OPT_K8S_CA},
@@ -192,6 +194,7 @@ static int parse_config(int argc, char **argv, struct st_config *cfg, char *err,
         .dedup_max = 200000,
         .stream_stall_ms = 30000,
         .stream_buffer = 256u << 10,
+        .stream_lag = 10000,
         .max_streams = 256,
         .store = {.memory_budget = 256u << 20, .retention_bytes = 1ull << 30,
                   .retention_age_ms = 24 * 3600 * 1000},
@@ -229,18 +232,21 @@ static int parse_config(int argc, char **argv, struct st_config *cfg, char *err,
             cfg->max_body = u;
             break;
         case OPT_MAX_BATCH:
+        case OPT_STREAM_LAG:
         case OPT_MAX_RATE: {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(optarg, &end, 10);
             if (*optarg == '-' || end == optarg || *end || errno || v > 100000000ull ||
-                (opt == OPT_MAX_BATCH && v == 0)) {
+                (opt != OPT_MAX_RATE && v == 0)) {
                 snprintf(err, errlen, "%s: \"%s\" is not a count%s", name, optarg,
-                         opt == OPT_MAX_BATCH ? " between 1 and 100000000" : "");
+                         opt != OPT_MAX_RATE ? " between 1 and 100000000" : "");
                 return -1;
             }
             if (opt == OPT_MAX_BATCH)
                 cfg->max_batch = v;
+            else if (opt == OPT_STREAM_LAG)
+                cfg->stream_lag = v;
             else
                 cfg->max_rate = v;
             break;

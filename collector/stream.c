@@ -1,10 +1,13 @@
 /* stream.c - GET /api/v1/stream: live entries as server-sent events.
  *
- * Publishing never waits for a client. Each stream has an output bound (--stream-buffer):
- * while more than that is queued in user space, new entries for it are dropped and
- * counted; once it drains, the client gets `event: notice` saying how many it missed.
- * The socket's send buffer is kept small so the bound is reached quickly. A stream that
- * stays full for --stream-stall is closed. Every second each stream gets `event: stats`. */
+ * Publishing never waits for a client, and the store is the buffer: each stream has a
+ * cursor (the next id to consider). While its connection has at most --stream-buffer bytes
+ * queued, new matching entries are written at once. Beyond that the stream falls behind;
+ * when libevent reports the output drained (evhttp_send_reply_chunk_with_cb) or on the
+ * next tick, it resumes from its cursor, reading entries back from the store. A stream more
+ * than --stream-lag entries behind skips ahead: the matching entries it skipped are counted
+ * as dropped and the client is told with `event: notice`. A stream that cannot be written
+ * for --stream-stall is closed. Every second each stream gets `event: stats`. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,8 @@ struct client {
     struct evhttp_connection *evcon;
     struct kfl_query *q;
     uint64_t matched, dropped, dropped_unreported;
+    uint64_t cursor;    /* next id to consider */
+    bool behind;        /* entries from cursor on wait in the store */
     int64_t full_since; /* ms; 0 while it drains */
     struct client *prev, *next;
 };
@@ -136,6 +141,9 @@ void st_stream_open(struct st_stream *s, struct evhttp_request *req, struct kfl_
     cl->req = req;
     cl->q = q;
     cl->evcon = evhttp_request_get_connection(req);
+    struct st_store_stats ss;
+    st_store_stats(s->c->store, &ss);
+    cl->cursor = ss.newest_id + 1;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(cl->evcon);
     if (bev) {
         int fd = bufferevent_getfd(bev), sz = STREAM_SNDBUF;
@@ -157,38 +165,126 @@ void st_stream_open(struct st_stream *s, struct evhttp_request *req, struct kfl_
     send_event(cl, s->scratch);
 }
 
+static void write_entry(struct st_stream *s, struct client *cl, const struct st_rec *rec,
+                        char **brief);
+static void catch_up(struct st_stream *s, struct client *cl);
+
+/* libevent wrote everything queued for this stream. */
+static void on_drained(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct client *cl = arg;
+    if (cl->behind)
+        catch_up(cl->owner, cl);
+}
+
+static void write_entry(struct st_stream *s, struct client *cl, const struct st_rec *rec,
+                        char **brief)
+{
+    if (cl->dropped_unreported)
+        send_notice(s, cl);
+    char *own = NULL;
+    if (!brief || !*brief) {
+        json_t *e = st_api_entry_brief(rec);
+        own = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+        if (!own)
+            return;
+        if (brief)
+            *brief = own, own = NULL;
+    }
+    evbuffer_add_printf(s->scratch, "id: %" PRIu64 "\nevent: entry\ndata: %s\n\n", rec->id,
+                        brief ? *brief : own);
+    free(own);
+    if (cl->behind)
+        evhttp_send_reply_chunk_with_cb(cl->req, s->scratch, on_drained, cl);
+    else
+        send_event(cl, s->scratch);
+}
+
+static bool matches(struct client *cl, const struct st_rec *rec)
+{
+    struct kfl_subject subj = {.rec = rec};
+    bool m = kfl_match(cl->q, &subj);
+    kfl_subject_done(&subj);
+    return m;
+}
+
+#define CATCH_UP_WORK 4000 /* records examined per call */
+
+/* Sends what the stream missed, from its cursor, while the connection takes it. */
+static void catch_up(struct st_stream *s, struct client *cl)
+{
+    struct st_store_stats ss;
+    st_store_stats(s->c->store, &ss);
+    uint64_t lag = s->c->cfg.stream_lag;
+    if (ss.newest_id && ss.newest_id + 1 > cl->cursor + lag) {
+        /* too far behind: skip, counting the matching entries skipped */
+        uint64_t to = ss.newest_id + 1 - lag;
+        uint64_t from = cl->cursor;
+        if (from < ss.oldest_id) {
+            cl->dropped += ss.oldest_id - from; /* evicted before we got to them */
+            cl->dropped_unreported += ss.oldest_id - from;
+            s->c->n.stream_dropped += ss.oldest_id - from;
+            from = ss.oldest_id;
+        }
+        for (uint64_t id = from; id < to; id++) {
+            const struct st_rec *rec = st_store_get(s->c->store, id);
+            if (rec && matches(cl, rec)) {
+                cl->matched++;
+                cl->dropped++;
+                cl->dropped_unreported++;
+                s->c->n.stream_dropped++;
+            }
+        }
+        cl->cursor = to;
+    }
+    for (int work = 0; work < CATCH_UP_WORK; work++) {
+        if (cl->cursor > ss.newest_id || !ss.newest_id) {
+            cl->behind = false;
+            return;
+        }
+        if (queued(cl) > s->c->cfg.stream_buffer) {
+            if (!cl->full_since)
+                cl->full_since = st_now_ms();
+            return;
+        }
+        cl->full_since = 0;
+        const struct st_rec *rec = st_store_get(s->c->store, cl->cursor);
+        cl->cursor++;
+        if (rec && matches(cl, rec)) {
+            cl->matched++;
+            write_entry(s, cl, rec, NULL);
+        }
+    }
+}
+
 void st_stream_publish(struct st_stream *s, const struct st_rec *rec)
 {
     if (!s->clients)
         return;
     char *brief = NULL; /* the list form of the entry, made once for all streams */
     for (struct client *cl = s->clients; cl; cl = cl->next) {
-        struct kfl_subject subj = {.rec = rec};
-        bool m = kfl_match(cl->q, &subj);
-        kfl_subject_done(&subj);
-        if (!m)
+        if (cl->behind)
+            continue; /* it reads this entry back from the store when it catches up */
+        if (rec->id < cl->cursor)
             continue;
-        cl->matched++;
+        if (!matches(cl, rec)) {
+            cl->cursor = rec->id + 1;
+            continue;
+        }
         if (queued(cl) > s->c->cfg.stream_buffer) {
-            cl->dropped++;
-            cl->dropped_unreported++;
-            s->c->n.stream_dropped++;
+            cl->behind = true;
+            cl->cursor = rec->id;
             if (!cl->full_since)
                 cl->full_since = st_now_ms();
+            /* be told when the connection drains */
+            evhttp_send_reply_chunk_with_cb(cl->req, s->scratch, on_drained, cl);
             continue;
         }
-        cl->full_since = 0;
-        if (cl->dropped_unreported)
-            send_notice(s, cl);
-        if (!brief) {
-            json_t *e = st_api_entry_brief(rec);
-            brief = e ? json_dumps(e, JSON_COMPACT) : NULL;
-            json_decref(e);
-            if (!brief)
-                return;
-        }
-        evbuffer_add_printf(s->scratch, "id: %" PRIu64 "\nevent: entry\ndata: %s\n\n", rec->id, brief);
-        send_event(cl, s->scratch);
+        cl->matched++;
+        cl->cursor = rec->id + 1;
+        write_entry(s, cl, rec, &brief);
     }
     free(brief);
 }
@@ -201,6 +297,8 @@ void st_stream_tick(struct st_stream *s)
     struct client *cl = s->clients;
     while (cl) {
         struct client *next = cl->next;
+        if (cl->behind)
+            catch_up(s, cl);
         size_t q = queued(cl);
         if (q > s->c->cfg.stream_buffer) {
             if (!cl->full_since)
