@@ -101,7 +101,7 @@ struct st_identity *st_identity_new(void);
 void st_identity_free(struct st_identity *id);
 /* Records a proxy's pod (the "pod" object of /api/v1/register). */
 int st_identity_register(struct st_identity *id, json_t *pod);
-/* Kubernetes objects by IP (k8s.c): kind "pod" or "service"; identity NULL removes. */
+/* Kubernetes objects by IP (k8s.c): kind "pod", "endpoint" or "service"; NULL removes. */
 void st_identity_set_k8s(struct st_identity *id, const char *kind, const char *ip, json_t *identity);
 /* Fills missing identity fields of src and dst from what is known about their IPs. */
 void st_identity_fill(struct st_identity *id, json_t *entry);

@@ -14,6 +14,7 @@
 struct st_identity {
     json_t *registered; /* ip -> identity (name, namespace, node, workload, ...) */
     json_t *pods;       /* from the Kubernetes API */
+    json_t *endpoints;  /* addresses behind a Service */
     json_t *services;
 };
 
@@ -25,7 +26,8 @@ struct st_identity *st_identity_new(void)
     id->registered = json_object();
     id->pods = json_object();
     id->services = json_object();
-    if (!id->registered || !id->pods || !id->services) {
+    id->endpoints = json_object();
+    if (!id->registered || !id->pods || !id->services || !id->endpoints) {
         st_identity_free(id);
         return NULL;
     }
@@ -39,6 +41,7 @@ void st_identity_free(struct st_identity *id)
     json_decref(id->registered);
     json_decref(id->pods);
     json_decref(id->services);
+    json_decref(id->endpoints);
     free(id);
 }
 
@@ -82,7 +85,9 @@ int st_identity_register(struct st_identity *id, json_t *pod)
 
 void st_identity_set_k8s(struct st_identity *id, const char *kind, const char *ip, json_t *identity)
 {
-    json_t *table = strcmp(kind, "service") == 0 ? id->services : id->pods;
+    json_t *table = strcmp(kind, "service") == 0    ? id->services
+                    : strcmp(kind, "endpoint") == 0 ? id->endpoints
+                                                    : id->pods;
     if (!ip || !*ip)
         return;
     if (!identity)
@@ -96,6 +101,8 @@ static json_t *lookup(struct st_identity *id, const char *ip)
     json_t *v = json_object_get(id->registered, ip);
     if (!v)
         v = json_object_get(id->pods, ip);
+    if (!v)
+        v = json_object_get(id->endpoints, ip);
     if (!v)
         v = json_object_get(id->services, ip);
     return v;

@@ -226,7 +226,7 @@ static void values(const struct kfl_node *n, struct kfl_subject *s, struct vlist
         return;
     }
     case KN_FIELD: {
-        struct kval v;
+        struct kval v = {.t = V_ABSENT};
         if (s->rec && fast_value(n, s->rec, &v, out->scratch, sizeof(out->scratch))) {
             push(out, v);
             return;

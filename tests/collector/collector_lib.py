@@ -59,7 +59,9 @@ class Collector:
         self.data_dir = data_dir
         self.token = token
         self.log = open(os.path.join(self.tmp.name, "collector.log"), "w+")
-        cmd = [binary, "--listen", f"127.0.0.1:{self.port}", "--no-k8s"]
+        cmd = [binary, "--listen", f"127.0.0.1:{self.port}"]
+        if "--k8s-api" not in args:
+            cmd.append("--no-k8s")
         if data_dir:
             cmd += ["--data-dir", data_dir]
         cmd += list(args)
@@ -136,3 +138,62 @@ class Collector:
             self.proc.wait()
         self.log.close()
         self.tmp.cleanup()
+
+
+class SSE:
+    def __init__(self, port, q, rcvbuf=None):
+        self.s = socket.socket()
+        if rcvbuf:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.connect(("127.0.0.1", port))
+        self.s.settimeout(30)
+        # HTTP/1.0: the stream is sent without chunked framing
+        self.s.sendall(f"GET /api/v1/stream?{urllib.parse.urlencode({'q': q})} HTTP/1.0\r\n\r\n".encode())
+        self.buf = b""
+        self.events = []
+        self.eof = False
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.status = int(head.split()[1])
+        self.headers = head.decode()
+
+    def _recv(self):
+        d = self.s.recv(65536)
+        if not d:
+            self.eof = True
+            raise EOFError
+        self.buf += d
+
+    def pump(self, until, timeout=30):
+        """Reads events until until(self) is true."""
+        deadline = time.time() + timeout
+        while not until(self):
+            if time.time() > deadline:
+                return False
+            self.s.settimeout(max(0.1, deadline - time.time()))
+            try:
+                self._recv()
+            except (EOFError, socket.timeout, ConnectionResetError):
+                return until(self)
+            finally:
+                self._parse()
+        return True
+
+    def _parse(self):
+        while b"\n\n" in self.buf:
+            block, self.buf = self.buf.split(b"\n\n", 1)
+            ev = {"event": "message", "data": ""}
+            for line in block.decode().split("\n"):
+                if line.startswith(":"):
+                    continue
+                k, _, v = line.partition(": ")
+                ev[k] = v
+            if ev.get("data"):
+                self.events.append(ev)
+
+    def of(self, kind):
+        return [e for e in self.events if e["event"] == kind]
+
+    def ids(self):
+        return [int(e["id"]) for e in self.of("entry")]

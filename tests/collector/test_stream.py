@@ -4,73 +4,13 @@ client that stops reading loses entries (counted) instead of holding up ingest, 
 so with a notice when it reads again, and one that never reads again is closed.
 usage: test_stream.py path/to/sidetap-collector"""
 import json
-import socket
 import sys
 import time
 import urllib.parse
 
-from collector_lib import Collector, check, check_eq, done, fixture_entries
+from collector_lib import SSE, Collector, check, check_eq, done, fixture_entries
 
 binary = sys.argv[1]
-
-
-class SSE:
-    def __init__(self, port, q, rcvbuf=None):
-        self.s = socket.socket()
-        if rcvbuf:
-            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.s.connect(("127.0.0.1", port))
-        self.s.settimeout(30)
-        # HTTP/1.0: the stream is sent without chunked framing
-        self.s.sendall(f"GET /api/v1/stream?{urllib.parse.urlencode({'q': q})} HTTP/1.0\r\n\r\n".encode())
-        self.buf = b""
-        self.events = []
-        self.eof = False
-        while b"\r\n\r\n" not in self.buf:
-            self._recv()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        self.status = int(head.split()[1])
-        self.headers = head.decode()
-
-    def _recv(self):
-        d = self.s.recv(65536)
-        if not d:
-            self.eof = True
-            raise EOFError
-        self.buf += d
-
-    def pump(self, until, timeout=30):
-        """Reads events until until(self) is true."""
-        deadline = time.time() + timeout
-        while not until(self):
-            if time.time() > deadline:
-                return False
-            self.s.settimeout(max(0.1, deadline - time.time()))
-            try:
-                self._recv()
-            except (EOFError, socket.timeout, ConnectionResetError):
-                return until(self)
-            finally:
-                self._parse()
-        return True
-
-    def _parse(self):
-        while b"\n\n" in self.buf:
-            block, self.buf = self.buf.split(b"\n\n", 1)
-            ev = {"event": "message", "data": ""}
-            for line in block.decode().split("\n"):
-                if line.startswith(":"):
-                    continue
-                k, _, v = line.partition(": ")
-                ev[k] = v
-            if ev.get("data"):
-                self.events.append(ev)
-
-    def of(self, kind):
-        return [e for e in self.events if e["event"] == kind]
-
-    def ids(self):
-        return [int(e["id"]) for e in self.of("entry")]
 
 
 def big_redis(i):

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Storage: entries survive a restart (ids continue), a torn last record is cut off, the
+memory budget evicts the oldest first, and the disk stays within --retention-bytes.
+usage: test_persist.py path/to/sidetap-collector"""
+import glob
+import os
+import sys
+import tempfile
+
+from collector_lib import Collector, check, check_eq, done, fixture_entries
+
+binary = sys.argv[1]
+SIX = [
+    ("!dns and !error", [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 15, 16, 18, 19, 21, 22, 23, 24]),
+    ('redis and src.namespace == "guestbook"', [15, 16, 17]),
+    ('node.name == "i-028d42e8587e84db7" and dst.ip == "127.0.0.1" and dst.port == "8080"', [9]),
+]
+
+
+def entry(i, pad=900):
+    return {"timestamp": 1764064800000 + i, "protocol": {"name": "http"}, "elapsedTime": 1.0,
+            "src": {"ip": "10.0.0.1", "port": 1000 + i % 50000, "namespace": "load"},
+            "dst": {"ip": "10.0.0.2", "port": 80},
+            "request": {"method": "GET", "path": f"/item/{i}", "headers": {"X-Pad": "p" * pad}},
+            "response": {"status": 200}, "summary": f"GET /item/{i}"}
+
+
+with tempfile.TemporaryDirectory(prefix="sidetap-persist-") as d:
+    data = os.path.join(d, "data")
+    c = Collector(binary, data_dir=data)
+    try:
+        st, doc = c.post_entries(fixture_entries())
+        check_eq(doc["accepted"], 24, "fixtures stored")
+    finally:
+        out = c.stop()
+        c.close()
+
+    c = Collector(binary, data_dir=data)
+    try:
+        st, s = c.get_json("/api/v1/stats")
+        check_eq((s["entries"], s["disk"]["loaded"], s["disk"]["torn"]), (24, 24, 0), "reloaded after restart")
+        for q, want in SIX:
+            check_eq(c.query_ids(q), sorted(want, reverse=True), f"after restart: {q}")
+        st, e9 = c.get_json("/api/v1/entries/9")
+        want = dict(fixture_entries()[8])
+        want["id"] = "9"
+        check_eq(e9, want, "entry 9 identical after restart")
+        st, doc = c.post_entries(fixture_entries()[:1])
+        check_eq(c.query_ids("id > 24"), [25], "ids continue after a restart")
+    finally:
+        c.stop()
+        c.close()
+
+    # a torn last record (a crash mid-write): cut off at the next start
+    segs = sorted(glob.glob(os.path.join(data, "*.seg")))
+    check(len(segs) >= 1, f"segment files in {data}")
+    size = os.path.getsize(segs[-1])
+    with open(segs[-1], "ab") as f:
+        f.write(b"ST\x40\x00\x00\x00\x00\x00\x00\x00" + b'{"id":"26","timest')
+    c = Collector(binary, data_dir=data)
+    try:
+        st, s = c.get_json("/api/v1/stats")
+        check_eq((s["entries"], s["disk"]["torn"]), (25, 1, ), "torn record skipped")
+        check_eq(os.path.getsize(segs[-1]), size, "torn tail truncated")
+        st, doc = c.post_entries(fixture_entries()[:1])
+        check_eq(c.query_ids("id > 24"), [26, 25], "ingest continues after a torn record")
+    finally:
+        c.stop()
+        c.close()
+    with open(segs[-1], "rb") as f:
+        check(f.read().endswith(b"\n"), "segment ends with a whole record")
+
+    # memory budget: 1 MiB holds fewer than 3000 ~1.2 KiB entries; the oldest go first
+    mem = os.path.join(d, "mem")
+    c = Collector(binary, "--memory", "1Mi", "--retention-bytes", "256Ki", data_dir=mem)
+    try:
+        for b in range(6):
+            st, doc = c.post_entries([entry(b * 500 + i) for i in range(500)])
+            check_eq(doc["accepted"], 500, f"batch {b}")
+        st, s = c.get_json("/api/v1/stats")
+        check(0 < s["entries"] < 3000, f"some entries evicted: {s['entries']}")
+        check_eq(s["entries"] + s["evicted"], 3000, "stored + evicted = appended")
+        check(s["bytes"] <= 1 << 20, f"memory within the budget: {s['bytes']}")
+        check_eq(s["newestId"], "3000", "newest kept")
+        check_eq(s["oldestId"], str(3000 - s["entries"] + 1), "oldest evicted first")
+        st, doc = c.get_json("/api/v1/entries/1")
+        check_eq(st, 404, "entry 1 evicted")
+        check_eq(c.query_ids('request.path == "/item/2999"'), [3000], "newest queryable")
+        st, text = c.get_text("/metrics")
+        check(f"sidetap_collector_entries_evicted_total {s['evicted']}\n" in text, "evicted metric")
+        kept = s["entries"]
+    finally:
+        c.stop()
+        c.close()
+    disk = sum(os.path.getsize(p) for p in glob.glob(os.path.join(mem, "*.seg")))
+    check(disk <= 256 * 1024 + 64 * 1024 + 2048, f"disk within retention + one segment: {disk}")
+    check(len(glob.glob(os.path.join(mem, "*.seg"))) >= 2, "segments rolled")
+    c = Collector(binary, "--memory", "1Mi", data_dir=mem)
+    try:
+        st, s = c.get_json("/api/v1/stats")
+        check_eq(s["newestId"], "3000", "newest reloaded")
+        check(0 < s["entries"] <= kept + 5, f"reload within the budget: {s['entries']}")
+    finally:
+        c.stop()
+        c.close()
+done()
