@@ -1,0 +1,249 @@
+/* bench_collector - figures for the collector's core, in process, one thread:
+ *   ingest: batches of 1000 entries as JSON text -> parse -> validate -> store (entries/s)
+ *   memory per stored entry (store accounting and RSS growth)
+ *   KFL query latency over N stored entries: a list page (first 100 matches, newest first)
+ *   plus the total count, as GET /api/v1/entries does, for selective and broad queries
+ *   service-map computation over all stored entries.
+ * usage: bench_collector [entries (default 1000000)] */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collector.h"
+#include "kfl.h"
+#include "store.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static const char *const namespaces[] = {"bookinfo", "guestbook", "shop", "payments", "infra",
+                                         "kube-system", "monitoring", "default"};
+static const char *const paths[] = {"/details/0", "/reviews/0", "/ratings/0", "/health",
+                                    "/api/v1/items", "/productpage", "/healthz", "/login"};
+
+/* One entry of a realistic mix: 60% HTTP, 20% DNS, 15% Redis, 5% gRPC. */
+static int make_entry(char *out, size_t size, unsigned i, int64_t ts)
+{
+    unsigned r = (i * 2654435761u) >> 7;
+    const char *ns = namespaces[r % 8], *dns = namespaces[(r / 8) % 8];
+    unsigned kind = r % 20;
+    char src[300], dst[300];
+    snprintf(src, sizeof(src),
+             "{\"ip\":\"10.1.%u.%u\",\"port\":%u,\"name\":\"app-%u-7d6cfb7dfd-x2x4b\",\"namespace\":\"%s\","
+             "\"node\":\"node-%u\",\"workload\":\"app-%u\",\"labels\":{\"app\":\"app-%u\"}}",
+             r % 50, r % 200 + 1, 30000 + r % 30000, r % 40, ns, r % 5, r % 40, r % 40);
+    snprintf(dst, sizeof(dst),
+             "{\"ip\":\"10.2.%u.%u\",\"port\":%u,\"name\":\"svc-%u-5f4d584748-8mk9p\",\"namespace\":\"%s\","
+             "\"node\":\"node-%u\",\"workload\":\"svc-%u\"}",
+             (r / 3) % 50, (r / 7) % 200 + 1, kind < 12 ? 9080 : kind < 16 ? 53 : kind < 19 ? 6379 : 2379,
+             (r / 11) % 30, dns, (r / 5) % 5, (r / 11) % 30);
+    const char *err = (r % 97) == 0 ? ",\"error\":{\"message\":\"connection reset\"}" : "";
+    if (kind < 12) {
+        const char *path = paths[(r / 13) % 8];
+        unsigned status = (r % 23) == 0 ? 404 : (r % 101) == 0 ? 503 : 200;
+        return snprintf(out, size,
+                        "{\"timestamp\":%" PRId64 ",\"elapsedTime\":%.3f,\"protocol\":{\"name\":\"http\",\"version\":\"1.1\","
+                        "\"abbr\":\"HTTP\"},\"src\":%s,\"dst\":%s,\"node\":{\"name\":\"node-%u\"},\"outgoing\":true,\"seq\":%u,"
+                        "\"request\":{\"method\":\"GET\",\"path\":\"%s\",\"url\":\"%s?lang=en\",\"headers\":{\"Host\":"
+                        "\"svc:9080\",\"User-Agent\":\"python-requests/2.28.1\",\"Accept\":\"*/*\"},\"queryString\":{\"lang\":\"en\"},"
+                        "\"body\":{\"size\":0,\"truncated\":false,\"encoding\":\"text\",\"data\":\"\"},\"bytes\":143},"
+                        "\"response\":{\"status\":%u,\"statusText\":\"OK\",\"headers\":{\"Content-Type\":\"application/json\","
+                        "\"Content-Length\":\"17\"},\"body\":{\"size\":17,\"truncated\":false,\"encoding\":\"text\","
+                        "\"data\":\"{\\\"id\\\":0,\\\"ok\\\":1}\"},\"bytes\":120},\"summary\":\"GET %s\"%s}",
+                        ts, (double)(r % 5000) / 100.0, src, dst, r % 5, r % 10, path, path, status, path, err);
+    }
+    if (kind < 16)
+        return snprintf(out, size,
+                        "{\"timestamp\":%" PRId64 ",\"elapsedTime\":0.8,\"protocol\":{\"name\":\"dns\",\"abbr\":\"DNS\"},"
+                        "\"src\":%s,\"dst\":%s,\"node\":{\"name\":\"node-%u\"},\"outgoing\":true,\"seq\":0,"
+                        "\"request\":{\"method\":\"A\",\"path\":\"svc-%u.%s.svc.cluster.local\",\"bytes\":60},"
+                        "\"response\":{\"bytes\":100},\"dns\":{\"id\":%u,\"questions\":[{\"name\":\"svc-%u.%s.svc.cluster.local\","
+                        "\"type\":\"A\"}],\"answers\":[{\"type\":\"A\",\"data\":\"10.96.0.%u\",\"ttl\":30}],\"rcode\":\"NOERROR\"},"
+                        "\"summary\":\"A svc-%u.%s.svc.cluster.local\"%s}",
+                        ts, src, dst, r % 5, r % 30, dns, r % 65536, r % 30, dns, r % 250, r % 30, dns, err);
+    if (kind < 19)
+        return snprintf(out, size,
+                        "{\"timestamp\":%" PRId64 ",\"elapsedTime\":0.3,\"protocol\":{\"name\":\"redis\",\"version\":\"RESP2\"},"
+                        "\"src\":%s,\"dst\":%s,\"node\":{\"name\":\"node-%u\"},\"outgoing\":true,\"seq\":%u,"
+                        "\"request\":{\"method\":\"GET\",\"path\":\"guestbook:%u\",\"bytes\":40},\"response\":{\"bytes\":12},"
+                        "\"redis\":{\"command\":\"GET\",\"key\":\"guestbook:%u\",\"args\":[\"guestbook:%u\"]},"
+                        "\"summary\":\"GET guestbook:%u\"%s}",
+                        ts, src, dst, r % 5, r % 100, r % 1000, r % 1000, r % 1000, r % 1000, err);
+    return snprintf(out, size,
+                    "{\"timestamp\":%" PRId64 ",\"elapsedTime\":4.0,\"protocol\":{\"name\":\"grpc\",\"version\":\"2\"},"
+                    "\"src\":%s,\"dst\":%s,\"node\":{\"name\":\"node-%u\"},\"outgoing\":true,\"seq\":%u,"
+                    "\"request\":{\"method\":\"POST\",\"path\":\"/etcdserverpb.KV/Range\",\"headers\":{\"content-type\":"
+                    "\"application/grpc\"},\"bytes\":80},\"response\":{\"status\":200,\"headers\":{\"grpc-status\":\"0\"},"
+                    "\"bytes\":90},\"grpc\":{\"service\":\"etcdserverpb.KV\",\"method\":\"Range\",\"status\":0},"
+                    "\"summary\":\"/etcdserverpb.KV/Range\"%s}",
+                    ts, src, dst, r % 5, r % 100, err);
+}
+
+struct scan_page {
+    const struct kfl_query *q;
+    size_t found, limit;
+    uint64_t total;
+    bool counting;
+};
+
+static bool page_visit(const struct st_rec *rec, void *arg)
+{
+    struct scan_page *p = arg;
+    struct kfl_subject s = {.rec = rec};
+    bool m = kfl_match(p->q, &s);
+    kfl_subject_done(&s);
+    if (p->counting) {
+        p->total += m;
+        return true;
+    }
+    if (m && ++p->found >= p->limit)
+        return false;
+    return true;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench_query(struct st_store *store, const char *text, int reps, bool count)
+{
+    struct kfl_error err;
+    struct kfl_query *q = kfl_compile(text, &err);
+    if (!q) {
+        fprintf(stderr, "%s: %s\n", text, err.message);
+        return;
+    }
+    double t[64];
+    uint64_t total = 0;
+    size_t found = 0;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now_s();
+        struct scan_page p = {.q = q, .limit = 100};
+        st_store_scan(store, 0, 0, page_visit, &p);
+        found = p.found;
+        if (count) {
+            p.counting = true;
+            st_store_scan(store, 0, 0, page_visit, &p);
+            total = p.total;
+        }
+        t[i] = (now_s() - t0) * 1000;
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    printf("  %-72s p50 %8.1f ms  max %8.1f ms  (page %zu, total %s%" PRIu64 ")\n", text, t[reps / 2],
+           t[reps - 1], found, count ? "" : "not counted: ", total);
+    kfl_free(q);
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
+    const size_t batch = 1000;
+    struct st_store_config cfg = {.memory_budget = (size_t)8 << 30};
+    char err[256];
+    long rss0 = rss_kib();
+    struct st_store *store = st_store_mem_new(&cfg, err, sizeof(err));
+    if (!store) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    char *text = malloc(batch * 2048 + 64);
+    char entry[2048];
+    int64_t ts0 = (int64_t)time(NULL) * 1000 - (int64_t)n; /* one entry per ms up to now */
+    double ingest_s = 0, make_s = 0;
+    size_t json_bytes = 0;
+    for (size_t done = 0; done < n; done += batch) {
+        double t0 = now_s();
+        size_t len = (size_t)sprintf(text, "{\"entries\":[");
+        for (size_t i = 0; i < batch && done + i < n; i++) {
+            int w = make_entry(entry, sizeof(entry), (unsigned)(done + i), ts0 + (int64_t)(done + i));
+            if (i)
+                text[len++] = ',';
+            memcpy(text + len, entry, (size_t)w);
+            len += (size_t)w;
+        }
+        len += (size_t)sprintf(text + len, "]}");
+        json_bytes += len;
+        double t1 = now_s();
+        make_s += t1 - t0;
+        /* what POST /api/v1/entries does per batch, minus HTTP */
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, len, 0, &jerr);
+        json_t *arr = json_object_get(doc, "entries"), *e;
+        size_t i;
+        json_array_foreach(arr, i, e)
+        {
+            char prefix[32], verr[300];
+            snprintf(prefix, sizeof(prefix), "entries[%zu]", i);
+            if (st_validate_entry(e, prefix, verr, sizeof(verr)) < 0) {
+                fprintf(stderr, "generator bug: %s\n", verr);
+                return 1;
+            }
+            const char *aerr;
+            if (!st_store_append(store, e, &aerr)) {
+                fprintf(stderr, "append: %s\n", aerr);
+                return 1;
+            }
+        }
+        json_decref(doc);
+        ingest_s += now_s() - t1;
+    }
+    struct st_store_stats ss;
+    st_store_stats(store, &ss);
+    long rss1 = rss_kib();
+    printf("sidetap-collector core benchmark, %zu entries (mix: 60%% HTTP, 20%% DNS, 15%% Redis, 5%% gRPC)\n", n);
+    printf("ingest (parse + validate + index + store), one core: %.0f entries/s  (%.1f MB/s of JSON; %.2f s)\n",
+           (double)n / ingest_s, (double)json_bytes / ingest_s / 1e6, ingest_s);
+    printf("average entry JSON: %.0f bytes\n", (double)json_bytes / (double)n);
+    printf("memory per stored entry: %.0f bytes by store accounting, %.0f bytes RSS growth\n",
+           (double)ss.bytes / (double)ss.entries, (double)(rss1 - rss0) * 1024.0 / (double)ss.entries);
+    printf("query latency over %" PRIu64 " entries (first page of 100 newest-first + total count):\n", ss.entries);
+    bench_query(store, "redis and src.namespace == \"guestbook\" and request.path == \"guestbook:7\"", 9, true);
+    bench_query(store, "response.status == 503 and dst.namespace == \"payments\"", 9, true);
+    bench_query(store, "!dns and !error", 9, true);
+    bench_query(store, "!dns and !error and request.path != \"/health\" and request.path != \"/healthz\"", 9, true);
+    bench_query(store, "http and request.path.startsWith(\"/api\") and elapsedTime > 40", 9, true);
+    bench_query(store, "", 9, false);
+    printf("queries reading the entries' JSON (no total; the API bounds these scans to 2 s):\n");
+    bench_query(store, "request.headers[\"User-Agent\"] == \"curl/7.88.1\"", 3, false);
+    bench_query(store, "grpc.method == \"Range\"", 3, false);
+
+    struct kfl_query *all = kfl_compile("", NULL);
+    double t[5];
+    for (int i = 0; i < 5; i++) {
+        double t0 = now_s();
+        json_t *m = st_servicemap_build(store, all, 0, (int64_t)time(NULL) * 1000 + 1000, "requests");
+        t[i] = (now_s() - t0) * 1000;
+        if (i == 0)
+            printf("service map over %" PRIu64 " entries: %zu nodes, %zu edges\n", ss.entries,
+                   json_array_size(json_object_get(m, "nodes")), json_array_size(json_object_get(m, "edges")));
+        json_decref(m);
+    }
+    qsort(t, 5, sizeof(double), cmp_double);
+    printf("service map computation: p50 %.1f ms, max %.1f ms\n", t[2], t[4]);
+    kfl_free(all);
+    free(text);
+    st_store_close(store);
+    (void)make_s;
+    return 0;
+}
