@@ -4,12 +4,14 @@ KFL queries on the fixture set with exact ids, lists, cursors, entry lookup, err
 stats, metrics, health, service map, HAR shape and the UI fallback.
 usage: test_api.py path/to/sidetap-collector"""
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 
-from collector_lib import (Collector, check, check_eq, done, fixture_entries)
+from collector_lib import HERE, Collector, check, check_eq, done, fixture_entries
 
 binary = sys.argv[1]
 
@@ -191,6 +193,22 @@ try:
     har = json.loads(b)
     check_eq(har["log"]["version"], "1.2", "har version")
     check_eq(len(har["log"]["entries"]), 16, "har entries (14 http + 2 grpc)")
+    # the HAR 1.2 schema, by har-validator (tests/collector/har, npm ci in scripts/test)
+    har_dir = os.path.join(HERE, "har")
+    check(os.path.isdir(os.path.join(har_dir, "node_modules", "har-validator")),
+          "har-validator installed (cd tests/collector/har && npm ci)")
+    with tempfile.TemporaryDirectory() as td:
+        good, bad = os.path.join(td, "good.har"), os.path.join(td, "bad.har")
+        with open(good, "wb") as f:
+            f.write(b)
+        broken = json.loads(b)
+        del broken["log"]["entries"][0]["request"]["method"]
+        with open(bad, "w") as f:
+            json.dump(broken, f)
+        p = subprocess.run(["node", os.path.join(har_dir, "validate.js"), good], capture_output=True, text=True)
+        check(p.returncode == 0 and "valid HAR: 16 entries" in p.stdout, f"har-validator accepts it: {p.stdout}{p.stderr}")
+        p = subprocess.run(["node", os.path.join(har_dir, "validate.js"), bad], capture_output=True, text=True)
+        check(p.returncode == 1 and "method" in p.stderr, f"har-validator refuses a broken copy: {p.stderr}")
     first = har["log"]["entries"][0]
     check_eq(first["request"]["url"], "http://details:9080/details/0", "har url")
     check_eq(first["startedDateTime"], "2025-11-25T10:00:01.000Z", "har time")
