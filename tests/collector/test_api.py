@@ -3,12 +3,16 @@
 KFL queries on the fixture set with exact ids, lists, cursors, entry lookup, errors,
 stats, metrics, health, service map, HAR shape and the UI fallback.
 usage: test_api.py path/to/sidetap-collector"""
+import gzip
 import json
 import os
+import random
+import re
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 
 from collector_lib import HERE, Collector, check, check_eq, done, fixture_entries
@@ -213,11 +217,73 @@ try:
     check_eq(first["request"]["url"], "http://details:9080/details/0", "har url")
     check_eq(first["startedDateTime"], "2025-11-25T10:00:01.000Z", "har time")
 
-    # UI: placeholder or the bundle; SPA routes fall back
-    st, text = c.get_text("/")
+    # UI: the embedded bundle (caching headers, 304, gzip) or the placeholder; SPA fallback
+    st, h, body = c.request("GET", "/", token=False)
     check_eq(st, 200, "ui root")
-    st2, text2 = c.get_text("/some/spa/route")
-    check_eq((st2, text2), (st, text), "SPA fallback")
+    check(h.get("Content-Type", "").startswith("text/html"), "ui root is html")
+    if "ETag" in h:
+        check_eq(h.get("Cache-Control"), "no-cache", "index.html revalidated")
+        st2, h2, b2 = c.request("GET", "/", headers={"If-None-Match": h["ETag"]}, token=False)
+        check_eq((st2, b2), (304, b""), "If-None-Match answers 304")
+        st3, h3, gz = c.request("GET", "/", headers={"Accept-Encoding": "gzip, deflate"}, token=False)
+        if h3.get("Content-Encoding") == "gzip":
+            check_eq(gzip.decompress(gz), body, "gzip body is the same page")
+        m = re.search(rb'["\'](/assets/[^"\']+)["\']', body)
+        check(m is not None, "index.html references hashed assets")
+        if m:
+            st4, h4, b4 = c.request("GET", m.group(1).decode(), token=False)
+            check_eq((st4, h4.get("Cache-Control")), (200, "public, max-age=31536000, immutable"),
+                     "hashed asset cached for good")
+        st5, h5, b5 = c.request("GET", "/assets/no-such-file.js", token=False)
+        check_eq(st5, 404, "missing asset is 404, not index.html")
+    else:
+        check(b"UI was not built" in body, "placeholder page says the UI was not built")
+    st2, h2, b2 = c.request("GET", "/some/spa/route", token=False)
+    check_eq((st2, b2), (200, body), "SPA routes fall back to index.html")
+finally:
+    c.stop()
+    c.close()
+# saturation: --max-rate answers 503 + Retry-After before parsing, and recovers
+c = Collector(binary, "--max-rate", "100")
+try:
+    tiny = {"timestamp": 1, "protocol": {"name": "tcp"}}
+    st, doc = c.post_entries([tiny] * 80)
+    check_eq((st, doc["accepted"]), (200, 80), "under the rate")
+    st, h, b = c.request("POST", "/api/v1/entries", {"entries": [tiny] * 50})
+    check_eq(st, 503, "over the rate")
+    check_eq(h.get("Retry-After"), "1", "Retry-After")
+    check("saturated" in json.loads(b)["error"], "503 message")
+    time.sleep(1.3)
+    st, doc = c.post_entries([tiny] * 50)
+    check_eq(st, 200, "accepted again the next second")
+    st, text = c.get_text("/metrics")
+    check("sidetap_collector_ingest_saturated_total 1\n" in text, "saturated metric")
+
+    # garbage never crashes it: mutated batches, odd queries
+    rnd = random.Random(1234)
+    base = json.dumps({"entries": fixture_entries()[:6]}).encode()
+    for i in range(300):
+        b = bytearray(base)
+        for _ in range(rnd.randint(1, 8)):
+            op = rnd.random()
+            pos = rnd.randrange(len(b))
+            if op < 0.4:
+                b[pos] = rnd.randrange(256)
+            elif op < 0.7:
+                del b[pos:pos + rnd.randint(1, 20)]
+            else:
+                b[pos:pos] = rnd.choice([b'"', b'{', b']', b'null', b'-1', b'1e999', b'\\u0000', b'\xff'])
+        st, h, body = c.request("POST", "/api/v1/entries", bytes(b))
+        if st in (503,):
+            time.sleep(1.1)
+            continue
+        check(st in (200, 400), f"mutated batch {i}: status {st}")
+        check("error" in json.loads(body) or "accepted" in json.loads(body), f"mutated batch {i}: answer")
+    for q in ["(" * 100, "a" * 5000, "\x01", "request.headers[\"\xff\"] == 1", "x.startsWith(\"", "1 == 1 ==",
+              "timestamp >= now() - 99999999999999d", "dns.questions[999999999].name == 1"]:
+        st, doc = c.get_json("/api/v1/entries?" + urllib.parse.urlencode({"q": q}))
+        check(st in (200, 400), f"query {q[:20]!r}: {st}")
+    check_eq(c.get_text("/healthz"), (200, "ok\n"), "alive after the garbage")
 finally:
     c.stop()
     c.close()
