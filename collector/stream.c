@@ -278,7 +278,9 @@ void st_stream_publish(struct st_stream *s, const struct st_rec *rec)
             cl->cursor = rec->id;
             if (!cl->full_since)
                 cl->full_since = st_now_ms();
-            /* be told when the connection drains */
+            /* be told when the connection drains: an SSE comment carries the callback
+             * (libevent ignores an empty chunk) */
+            evbuffer_add(s->scratch, ":\n\n", 3);
             evhttp_send_reply_chunk_with_cb(cl->req, s->scratch, on_drained, cl);
             continue;
         }
