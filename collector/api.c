@@ -309,8 +309,8 @@ static void add_ns_pod(struct ns_scan *ns, const char *n, const char *pod)
 static bool ns_visit(const struct st_rec *r, void *arg)
 {
     struct ns_scan *ns = arg;
-    add_ns_pod(ns, r->str[ST_RS_SRC_NS], r->str[ST_RS_SRC_NAME]);
-    add_ns_pod(ns, r->str[ST_RS_DST_NS], r->str[ST_RS_DST_NAME]);
+    add_ns_pod(ns, st_rec_str(r, ST_RS_SRC_NS), st_rec_str(r, ST_RS_SRC_NAME));
+    add_ns_pod(ns, st_rec_str(r, ST_RS_DST_NS), st_rec_str(r, ST_RS_DST_NAME));
     return --ns->left > 0;
 }
 

@@ -83,7 +83,7 @@ static json_t *har_entry(const struct st_rec *r)
         host = header(reqh, ":authority");
     char hostbuf[80];
     if (!host) {
-        const char *ip = r->str[ST_RS_DST_IP] ? r->str[ST_RS_DST_IP] : "unknown";
+        const char *ip = st_rec_str(r, ST_RS_DST_IP) ? st_rec_str(r, ST_RS_DST_IP) : "unknown";
         if (r->dst_port != ST_REC_NO_PORT)
             snprintf(hostbuf, sizeof(hostbuf), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, r->dst_port);
         else
@@ -107,7 +107,7 @@ static json_t *har_entry(const struct st_rec *r)
 
     json_t *reqbody = json_object_get(req, "body");
     json_t *hreq = json_pack("{s:s,s:o,s:s,s:[],s:o,s:o,s:i,s:I}", "method",
-                             r->str[ST_RS_METHOD] ? r->str[ST_RS_METHOD] : "GET", "url", url,
+                             st_rec_str(r, ST_RS_METHOD) ? st_rec_str(r, ST_RS_METHOD) : "GET", "url", url,
                              "httpVersion", http_version, "cookies", "headers", name_values(reqh),
                              "queryString", name_values(json_object_get(req, "queryString")),
                              "headersSize", -1, "bodySize", int_of(reqbody, "size", 0));
@@ -145,8 +145,8 @@ static json_t *har_entry(const struct st_rec *r)
                             "time", elapsed, "request", hreq, "response", hresp, "cache", "timings",
                             "send", 0.0, "wait", elapsed, "receive", 0.0, "_id",
                             json_string_value(json_object_get(e, "id")) ? json_string_value(json_object_get(e, "id")) : "");
-    if (out && r->str[ST_RS_DST_IP])
-        json_object_set_new(out, "serverIPAddress", json_string(r->str[ST_RS_DST_IP]));
+    if (out && st_rec_str(r, ST_RS_DST_IP))
+        json_object_set_new(out, "serverIPAddress", json_string(st_rec_str(r, ST_RS_DST_IP)));
     if (out && json_object_get(e, "error"))
         json_object_set(out, "comment", json_object_get(json_object_get(e, "error"), "message"));
     json_decref(e);

@@ -136,6 +136,12 @@ static struct kval vstr(const char *s)
     return v;
 }
 
+static struct kval vatom(uint32_t id)
+{
+    struct kval v = {.t = id ? V_STR : V_ABSENT, .s = st_atom_str(id), .len = st_atom_len(id)};
+    return v;
+}
+
 static struct kval vnum(double n)
 {
     struct kval v = {.t = V_NUM, .n = n};
@@ -159,21 +165,21 @@ static bool fast_value(const struct kfl_node *n, const struct st_rec *r, struct 
         else
             v->t = V_ABSENT;
         return true;
-    case KF_PROTO_NAME: *v = vstr(r->str[ST_RS_PROTO_NAME]); return true;
-    case KF_SRC_IP: *v = vstr(r->str[ST_RS_SRC_IP]); return true;
-    case KF_SRC_NAME: *v = vstr(r->str[ST_RS_SRC_NAME]); return true;
-    case KF_SRC_NS: *v = vstr(r->str[ST_RS_SRC_NS]); return true;
-    case KF_SRC_WORKLOAD: *v = vstr(r->str[ST_RS_SRC_WORKLOAD]); return true;
-    case KF_SRC_NODE: *v = vstr(r->str[ST_RS_SRC_NODE]); return true;
-    case KF_DST_IP: *v = vstr(r->str[ST_RS_DST_IP]); return true;
-    case KF_DST_NAME: *v = vstr(r->str[ST_RS_DST_NAME]); return true;
-    case KF_DST_NS: *v = vstr(r->str[ST_RS_DST_NS]); return true;
-    case KF_DST_WORKLOAD: *v = vstr(r->str[ST_RS_DST_WORKLOAD]); return true;
-    case KF_DST_NODE: *v = vstr(r->str[ST_RS_DST_NODE]); return true;
-    case KF_NODE_NAME: *v = vstr(r->str[ST_RS_NODE_NAME]); return true;
-    case KF_METHOD: *v = vstr(r->str[ST_RS_METHOD]); return true;
-    case KF_PATH: *v = vstr(r->str[ST_RS_PATH]); return true;
-    case KF_SUMMARY: *v = vstr(r->str[ST_RS_SUMMARY]); return true;
+    case KF_PROTO_NAME: *v = vatom(r->atom[ST_RS_PROTO_NAME]); return true;
+    case KF_SRC_IP: *v = vatom(r->atom[ST_RS_SRC_IP]); return true;
+    case KF_SRC_NAME: *v = vatom(r->atom[ST_RS_SRC_NAME]); return true;
+    case KF_SRC_NS: *v = vatom(r->atom[ST_RS_SRC_NS]); return true;
+    case KF_SRC_WORKLOAD: *v = vatom(r->atom[ST_RS_SRC_WORKLOAD]); return true;
+    case KF_SRC_NODE: *v = vatom(r->atom[ST_RS_SRC_NODE]); return true;
+    case KF_DST_IP: *v = vatom(r->atom[ST_RS_DST_IP]); return true;
+    case KF_DST_NAME: *v = vatom(r->atom[ST_RS_DST_NAME]); return true;
+    case KF_DST_NS: *v = vatom(r->atom[ST_RS_DST_NS]); return true;
+    case KF_DST_WORKLOAD: *v = vatom(r->atom[ST_RS_DST_WORKLOAD]); return true;
+    case KF_DST_NODE: *v = vatom(r->atom[ST_RS_DST_NODE]); return true;
+    case KF_NODE_NAME: *v = vatom(r->atom[ST_RS_NODE_NAME]); return true;
+    case KF_METHOD: *v = vatom(r->atom[ST_RS_METHOD]); return true;
+    case KF_PATH: *v = vatom(r->atom[ST_RS_PATH]); return true;
+    case KF_SUMMARY: *v = vatom(r->atom[ST_RS_SUMMARY]); return true;
     case KF_SRC_PORT:
     case KF_DST_PORT: {
         uint32_t port = n->fast == KF_SRC_PORT ? r->src_port : r->dst_port;
@@ -337,8 +343,61 @@ static bool equal(const struct kval *a, const struct kval *b)
     return compare(a, b, &c) && c == 0;
 }
 
+/* Index-record string fields, by kfl_fast. */
+static int fast_string_index(enum kfl_fast f)
+{
+    switch (f) {
+    case KF_PROTO_NAME: return ST_RS_PROTO_NAME;
+    case KF_SRC_IP: return ST_RS_SRC_IP;
+    case KF_SRC_NAME: return ST_RS_SRC_NAME;
+    case KF_SRC_NS: return ST_RS_SRC_NS;
+    case KF_SRC_WORKLOAD: return ST_RS_SRC_WORKLOAD;
+    case KF_SRC_NODE: return ST_RS_SRC_NODE;
+    case KF_DST_IP: return ST_RS_DST_IP;
+    case KF_DST_NAME: return ST_RS_DST_NAME;
+    case KF_DST_NS: return ST_RS_DST_NS;
+    case KF_DST_WORKLOAD: return ST_RS_DST_WORKLOAD;
+    case KF_DST_NODE: return ST_RS_DST_NODE;
+    case KF_NODE_NAME: return ST_RS_NODE_NAME;
+    case KF_METHOD: return ST_RS_METHOD;
+    case KF_PATH: return ST_RS_PATH;
+    case KF_SUMMARY: return ST_RS_SUMMARY;
+    default: return -1;
+    }
+}
+
+/* `field == "text"` / `!=` on an interned field: compare ids. The literal's id is looked
+ * up once per change of the atom table (so once per scan). */
+static bool atom_cmp(const struct kfl_node *n, const struct st_rec *r, bool *result)
+{
+    const struct kfl_node *field = n->a, *lit = n->b;
+    if (field->kind != KN_FIELD) {
+        field = n->b;
+        lit = n->a;
+    }
+    if (field->kind != KN_FIELD || lit->kind != KN_LITERAL || lit->lit != KL_STR)
+        return false;
+    int idx = fast_string_index(field->fast);
+    if (idx < 0)
+        return false;
+    struct kfl_node *m = (struct kfl_node *)n; /* the cache is not part of the query's meaning */
+    uint64_t epoch = st_atom_epoch();
+    if (!m->atom_valid || m->atom_epoch != epoch) {
+        m->atom = st_atom_find(lit->str, lit->str_len);
+        m->atom_epoch = epoch;
+        m->atom_valid = true;
+    }
+    uint32_t v = r->atom[idx];
+    bool eq = v != 0 && v == m->atom;
+    *result = n->op == KT_EQ ? eq : !eq;
+    return true;
+}
+
 static bool cmp_node(const struct kfl_node *n, struct kfl_subject *s)
 {
+    bool fast;
+    if (s->rec && (n->op == KT_EQ || n->op == KT_NE) && atom_cmp(n, s->rec, &fast))
+        return fast;
     struct vlist a, b;
     values(n->a, s, &a);
     values(n->b, s, &b);
@@ -424,7 +483,7 @@ static bool proto_match(const struct kfl_node *n, struct kfl_subject *s)
     if (s->rec) {
         if (n->proto_mask)
             return (n->proto_mask >> s->rec->proto) & 1u;
-        name = s->rec->str[ST_RS_PROTO_NAME];
+        name = st_rec_str(s->rec, ST_RS_PROTO_NAME);
     } else {
         name = json_string_value(json_object_get(json_object_get(subject_json(s), "protocol"),
                                                  "name"));

@@ -131,6 +131,10 @@ struct kfl_node {
     /* KN_REGEX */
     regex_t re;
     bool re_ok;
+    /* KN_CMP on an interned field: the literal's atom, cached per atom-table epoch */
+    bool atom_valid;
+    uint32_t atom;
+    uint64_t atom_epoch;
 };
 
 struct kfl_query {

@@ -25,14 +25,6 @@ enum st_rproto st_rproto_from_name(const char *name)
     return ST_RP_OTHER;
 }
 
-static const char *get_str(json_t *obj, const char *a, const char *b)
-{
-    json_t *v = json_object_get(obj, a);
-    if (b)
-        v = json_object_get(v, b);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static uint32_t get_port(json_t *side)
 {
     json_t *v = json_object_get(side, "port");
@@ -75,51 +67,40 @@ static int dump_sink(const char *buffer, size_t size, void *data)
     return 0;
 }
 
-static struct st_rec *build(json_t *entry, uint64_t id, const char *json, size_t json_len)
+static int build(struct st_rec *rec, json_t *entry, uint64_t id, const char *json, size_t json_len)
 {
     json_t *src = json_object_get(entry, "src"), *dst = json_object_get(entry, "dst");
     json_t *req = json_object_get(entry, "request"), *resp = json_object_get(entry, "response");
-    const char *strs[ST_RS_COUNT] = {
-        [ST_RS_PROTO_NAME] = get_str(entry, "protocol", "name"),
-        [ST_RS_SRC_IP] = get_str(src, "ip", NULL),
-        [ST_RS_SRC_NAME] = get_str(src, "name", NULL),
-        [ST_RS_SRC_NS] = get_str(src, "namespace", NULL),
-        [ST_RS_SRC_WORKLOAD] = get_str(src, "workload", NULL),
-        [ST_RS_SRC_NODE] = get_str(src, "node", NULL),
-        [ST_RS_DST_IP] = get_str(dst, "ip", NULL),
-        [ST_RS_DST_NAME] = get_str(dst, "name", NULL),
-        [ST_RS_DST_NS] = get_str(dst, "namespace", NULL),
-        [ST_RS_DST_WORKLOAD] = get_str(dst, "workload", NULL),
-        [ST_RS_DST_NODE] = get_str(dst, "node", NULL),
-        [ST_RS_NODE_NAME] = get_str(entry, "node", "name"),
-        [ST_RS_METHOD] = get_str(req, "method", NULL),
-        [ST_RS_PATH] = get_str(req, "path", NULL),
-        [ST_RS_SUMMARY] = get_str(entry, "summary", NULL),
+    json_t *strs[ST_RS_COUNT] = {
+        [ST_RS_PROTO_NAME] = json_object_get(json_object_get(entry, "protocol"), "name"),
+        [ST_RS_SRC_IP] = json_object_get(src, "ip"),
+        [ST_RS_SRC_NAME] = json_object_get(src, "name"),
+        [ST_RS_SRC_NS] = json_object_get(src, "namespace"),
+        [ST_RS_SRC_WORKLOAD] = json_object_get(src, "workload"),
+        [ST_RS_SRC_NODE] = json_object_get(src, "node"),
+        [ST_RS_DST_IP] = json_object_get(dst, "ip"),
+        [ST_RS_DST_NAME] = json_object_get(dst, "name"),
+        [ST_RS_DST_NS] = json_object_get(dst, "namespace"),
+        [ST_RS_DST_WORKLOAD] = json_object_get(dst, "workload"),
+        [ST_RS_DST_NODE] = json_object_get(dst, "node"),
+        [ST_RS_NODE_NAME] = json_object_get(json_object_get(entry, "node"), "name"),
+        [ST_RS_METHOD] = json_object_get(req, "method"),
+        [ST_RS_PATH] = json_object_get(req, "path"),
+        [ST_RS_SUMMARY] = json_object_get(entry, "summary"),
     };
-    size_t lens[ST_RS_COUNT], total = sizeof(struct st_rec) + json_len + 1;
-    for (int i = 0; i < ST_RS_COUNT; i++) {
-        lens[i] = strs[i] ? strlen(strs[i]) + 1 : 0;
-        total += lens[i];
-    }
-    struct st_rec *rec = malloc(total);
-    if (!rec)
-        return NULL;
     memset(rec, 0, sizeof(*rec));
-    char *p = (char *)(rec + 1);
-    for (int i = 0; i < ST_RS_COUNT; i++) {
-        if (strs[i]) {
-            memcpy(p, strs[i], lens[i]);
-            rec->str[i] = p;
-            p += lens[i];
-        }
-    }
-    memcpy(p, json, json_len);
-    p[json_len] = '\0';
-    rec->json = p;
+    rec->json = malloc(json_len + 1);
+    if (!rec->json)
+        return -1;
+    memcpy(rec->json, json, json_len);
+    rec->json[json_len] = '\0';
     rec->json_len = (uint32_t)json_len;
-    rec->alloc_size = total;
+    for (int i = 0; i < ST_RS_COUNT; i++)
+        if (json_is_string(strs[i]))
+            rec->atom[i] = st_atom_intern(json_string_value(strs[i]), json_string_length(strs[i]));
     rec->id = id;
 
+    const char *pname = json_string_value(strs[ST_RS_PROTO_NAME]);
     json_t *v = json_object_get(entry, "timestamp");
     rec->timestamp = json_is_number(v) ? (int64_t)json_number_value(v) : 0;
     v = json_object_get(entry, "elapsedTime");
@@ -129,7 +110,7 @@ static struct st_rec *build(json_t *entry, uint64_t id, const char *json, size_t
     }
     rec->src_port = get_port(src);
     rec->dst_port = get_port(dst);
-    rec->proto = (uint8_t)st_rproto_from_name(strs[ST_RS_PROTO_NAME]);
+    rec->proto = (uint8_t)st_rproto_from_name(pname);
     if (json_object_get(entry, "error"))
         rec->flags |= ST_REC_ERROR;
     v = json_object_get(entry, "outgoing");
@@ -153,36 +134,67 @@ static struct st_rec *build(json_t *entry, uint64_t id, const char *json, size_t
     }
     if (json_is_true(json_object_get(entry, "merged")))
         rec->flags |= ST_REC_MERGED;
-    return rec;
+    return 0;
 }
 
-struct st_rec *st_rec_new(json_t *entry, uint64_t id)
+int st_rec_build(struct st_rec *out, json_t *entry, uint64_t id)
 {
     dump_buf.len = 0;
     if (json_dump_callback(entry, dump_sink, &dump_buf, JSON_COMPACT) != 0)
-        return NULL;
-    return build(entry, id, dump_buf.data, dump_buf.len);
+        return -1;
+    return build(out, entry, id, dump_buf.data, dump_buf.len);
 }
 
-struct st_rec *st_rec_from_text(const char *json, size_t len)
+int st_rec_build_text(struct st_rec *out, const char *json, size_t len)
 {
     json_t *entry = json_loadb(json, len, 0, NULL);
     if (!json_is_object(entry)) {
         json_decref(entry);
-        return NULL;
+        return -1;
     }
     const char *ids = json_string_value(json_object_get(entry, "id"));
     char *end = NULL;
     unsigned long long id = ids ? strtoull(ids, &end, 10) : 0;
-    struct st_rec *rec = NULL;
+    int rc = -1;
     if (ids && *ids && end && *end == '\0' && id > 0)
-        rec = build(entry, id, json, len);
+        rc = build(out, entry, id, json, len);
     json_decref(entry);
-    return rec;
+    return rc;
+}
+
+void st_rec_clear(struct st_rec *rec)
+{
+    for (int i = 0; i < ST_RS_COUNT; i++)
+        st_atom_release(rec->atom[i]);
+    free(rec->json);
+    memset(rec, 0, sizeof(*rec));
+}
+
+struct st_rec *st_rec_new(json_t *entry, uint64_t id)
+{
+    struct st_rec *r = malloc(sizeof(*r));
+    if (r && st_rec_build(r, entry, id) < 0) {
+        free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+struct st_rec *st_rec_from_text(const char *json, size_t len)
+{
+    struct st_rec *r = malloc(sizeof(*r));
+    if (r && st_rec_build_text(r, json, len) < 0) {
+        free(r);
+        r = NULL;
+    }
+    return r;
 }
 
 void st_rec_free(struct st_rec *rec)
 {
+    if (!rec)
+        return;
+    st_rec_clear(rec);
     free(rec);
 }
 

@@ -2,13 +2,17 @@
  *
  * KFL evaluation, the service map and the stats read these fields without touching the
  * entry's JSON; anything else (headers, protocol sections) is read from the JSON, which
- * the record carries too. One allocation holds the record, its strings and the JSON. */
+ * the record points to. Strings are interned (atoms.h), so a record is a small fixed-size
+ * struct the store keeps in one contiguous array: a scan over a million of them reads
+ * memory in order instead of chasing a pointer per entry. */
 #ifndef SIDETAP_COLLECTOR_RECORD_H
 #define SIDETAP_COLLECTOR_RECORD_H
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "atoms.h"
 
 enum st_rproto {
     ST_RP_OTHER = 0, /* a protocol name the collector does not know: kept, matched by name */
@@ -67,19 +71,35 @@ struct st_rec {
     uint8_t flags; /* ST_REC_* */
     uint32_t json_len;
     int64_t stored_at; /* ms since the epoch when the collector stored it (retention) */
-    const char *str[ST_RS_COUNT];
-    const char *json; /* the whole entry, compact, with "id"; NUL-terminated */
-    size_t alloc_size; /* bytes this record holds (memory accounting) */
+    uint32_t atom[ST_RS_COUNT]; /* enum st_rec_str -> interned string, 0 when absent */
+    char *json; /* the whole entry, compact, with "id"; NUL-terminated; owned */
 };
+
+static inline const char *st_rec_str(const struct st_rec *r, enum st_rec_str i)
+{
+    return st_atom_str(r->atom[i]);
+}
+
+/* Memory a record holds: the struct (in the store's array) and its JSON allocation; the
+ * interned strings are shared and counted by st_atom_bytes(). */
+static inline size_t st_rec_size(const struct st_rec *r)
+{
+    return sizeof(*r) + r->json_len + 1 + 16;
+}
 
 #define ST_REC_NO_PORT UINT32_MAX
 
-/* Builds a record from an entry object that already carries its "id" (decimal string).
- * The JSON is serialized once into the record. Returns NULL on allocation failure or
- * when the entry cannot be serialized. Free with st_rec_free(). */
+/* Fills *out from an entry object that already carries its "id" (decimal string); the
+ * JSON is serialized once. Returns -1 on allocation failure or when the entry cannot be
+ * serialized. Release with st_rec_clear(). */
+int st_rec_build(struct st_rec *out, json_t *entry, uint64_t id);
+/* The same from serialized entry JSON (e.g. read back from disk); -1 if it does not parse
+ * or has no usable "id". */
+int st_rec_build_text(struct st_rec *out, const char *json, size_t len);
+/* Releases what a built record holds (its strings and JSON). */
+void st_rec_clear(struct st_rec *rec);
+/* Heap-allocated variants for tests: NULL on failure; st_rec_free(NULL) is a no-op. */
 struct st_rec *st_rec_new(json_t *entry, uint64_t id);
-/* Builds a record from serialized entry JSON (e.g. read back from disk); NULL if it
- * does not parse or has no usable "id". */
 struct st_rec *st_rec_from_text(const char *json, size_t len);
 void st_rec_free(struct st_rec *rec);
 /* Parses rec->json; the caller owns the result. */

@@ -1,8 +1,9 @@
 /* store_mem.c - the embedded storage engine: entries in memory, newest kept within the
  * memory budget, mirrored to segment files so a restart reloads them.
  *
- * Records sit in a ring ordered by id (ids increase; gaps are possible after a damaged
- * disk record), so "newest first from a cursor" is a binary search and a walk. */
+ * Index records sit by value in one ring ordered by id (ids increase; gaps are possible
+ * after a damaged disk record), so "newest first from a cursor" is a binary search and a
+ * sequential walk over memory. The entries' JSON is allocated per record. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,10 @@
 #include "segment.h"
 #include "store.h"
 
-#define REC_OVERHEAD 24 /* ring slot + malloc header, counted against the budget */
-
 struct mem_store {
     struct st_store base;
     struct st_store_config cfg;
-    struct st_rec **ring;
+    struct st_rec *ring; /* cap is a power of two */
     size_t cap, head, count;
     uint64_t next_id;
     size_t bytes;
@@ -34,42 +33,49 @@ static int64_t now_ms(void)
 
 static struct st_rec *at(const struct mem_store *m, size_t i)
 {
-    return m->ring[(m->head + i) % m->cap];
+    return &m->ring[(m->head + i) & (m->cap - 1)];
 }
 
 static void evict_oldest(struct mem_store *m)
 {
-    struct st_rec *r = m->ring[m->head];
-    m->bytes -= r->alloc_size + REC_OVERHEAD;
+    struct st_rec *r = &m->ring[m->head];
+    m->bytes -= st_rec_size(r);
     m->st.per_proto[r->proto]--;
-    st_rec_free(r);
-    m->ring[m->head] = NULL;
-    m->head = (m->head + 1) % m->cap;
+    st_rec_clear(r);
+    m->head = (m->head + 1) & (m->cap - 1);
     m->count--;
     m->st.evicted++;
 }
 
-static int push(struct mem_store *m, struct st_rec *r)
+/* The next free slot, growing the ring when full; NULL when out of memory. */
+static struct st_rec *slot(struct mem_store *m)
 {
     if (m->count == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 1024;
-        struct st_rec **ring = malloc(cap * sizeof(*ring));
+        struct st_rec *ring = malloc(cap * sizeof(*ring));
         if (!ring)
-            return -1;
+            return NULL;
         for (size_t i = 0; i < m->count; i++)
-            ring[i] = at(m, i);
+            ring[i] = *at(m, i);
         free(m->ring);
         m->ring = ring;
         m->cap = cap;
         m->head = 0;
     }
-    m->ring[(m->head + m->count) % m->cap] = r;
+    return &m->ring[(m->head + m->count) & (m->cap - 1)];
+}
+
+/* Accounts for the record just built in the slot, then applies the budget. */
+static const struct st_rec *commit(struct mem_store *m)
+{
+    struct st_rec *r = at(m, m->count);
     m->count++;
-    m->bytes += r->alloc_size + REC_OVERHEAD;
+    m->bytes += st_rec_size(r);
     m->st.per_proto[r->proto]++;
-    while (m->bytes > m->cfg.memory_budget && m->count > 1)
+    /* interned strings are shared by all records: they count once, in the total */
+    while (m->bytes + st_atom_bytes() > m->cfg.memory_budget && m->count > 1)
         evict_oldest(m);
-    return 0;
+    return at(m, m->count - 1);
 }
 
 static const struct st_rec *mem_append(struct st_store *s, json_t *entry, const char **error)
@@ -82,19 +88,19 @@ static const struct st_rec *mem_append(struct st_store *s, json_t *entry, const 
         *error = "out of memory";
         return NULL;
     }
-    struct st_rec *r = st_rec_new(entry, id);
+    struct st_rec *r = slot(m);
     if (!r) {
-        *error = "entry could not be serialized";
-        return NULL;
-    }
-    if (push(m, r) < 0) {
-        st_rec_free(r);
         *error = "out of memory";
         return NULL;
     }
+    if (st_rec_build(r, entry, id) < 0) {
+        *error = "entry could not be serialized";
+        return NULL;
+    }
+    r->stored_at = now_ms();
+    r = (struct st_rec *)commit(m);
     m->next_id++;
     m->st.appended++;
-    r->stored_at = now_ms();
     if (m->segs)
         st_segs_append(m->segs, id, r->stored_at, r->json, r->json_len);
     return r;
@@ -142,7 +148,7 @@ static void mem_stats(struct st_store *s, struct st_store_stats *out)
     struct mem_store *m = (struct mem_store *)s;
     *out = m->st;
     out->entries = m->count;
-    out->bytes = m->bytes;
+    out->bytes = m->bytes + st_atom_bytes();
     out->oldest_id = m->count ? at(m, 0)->id : 0;
     out->newest_id = m->count ? at(m, m->count - 1)->id : 0;
     if (m->segs) {
@@ -175,7 +181,7 @@ static void mem_close(struct st_store *s)
     struct mem_store *m = (struct mem_store *)s;
     st_segs_close(m->segs);
     for (size_t i = 0; i < m->count; i++)
-        st_rec_free(at(m, i));
+        st_rec_clear(at(m, i));
     free(m->ring);
     free(m);
 }
@@ -193,24 +199,24 @@ static const struct st_store_ops mem_ops = {
 static int load_one(const char *json, size_t len, int64_t stored_at, void *arg)
 {
     struct mem_store *m = arg;
-    struct st_rec *r = st_rec_from_text(json, len);
-    if (!r) {
+    struct st_rec *r = slot(m);
+    if (!r)
+        return -1;
+    if (st_rec_build_text(r, json, len) < 0) {
         m->st.torn++;
         return 0;
     }
     r->stored_at = stored_at;
     if (m->count && r->id <= at(m, m->count - 1)->id) {
-        st_rec_free(r); /* out of order: a damaged or foreign record */
+        st_rec_clear(r); /* out of order: a damaged or foreign record */
         m->st.torn++;
         return 0;
     }
-    if (push(m, r) < 0) {
-        st_rec_free(r);
-        return -1;
-    }
+    uint64_t id = r->id;
+    commit(m);
     m->st.loaded++;
-    if (r->id >= m->next_id)
-        m->next_id = r->id + 1;
+    if (id >= m->next_id)
+        m->next_id = id + 1;
     return 0;
 }
 
