@@ -239,8 +239,8 @@ int main(int argc, char **argv)
     bench_query(store, "http and request.path.startsWith(\"/api\") and elapsedTime > 40", 9, true);
     bench_query(store, "", 9, false);
     printf("queries reading the entries' JSON (no total; the API bounds these scans to 2 s):\n");
-    bench_query(store, "request.headers[\"User-Agent\"] == \"curl/7.88.1\"", 3, false);
-    bench_query(store, "grpc.method == \"Range\"", 3, false);
+    bench_query(store, "request.headers[\"User-Agent\"] == \"curl/7.88.1\"", 1, false);
+    bench_query(store, "grpc.method == \"Range\"", 1, false);
 
     struct kfl_query *all = kfl_compile("", NULL);
     double t[5];
