@@ -44,9 +44,12 @@ struct st_conn {
     enum st_proto proto;
     const struct st_proto_ops *ops;
     void *state;
-    /* A module replaced mid-feed by st_conn_switch(): destroyed once its feed returns. */
-    const struct st_proto_ops *retired_ops;
-    void *retired_state;
+    /* Modules replaced mid-feed by st_conn_switch() or st_conn_fail(): destroyed once the
+     * outermost feed returns. Two at most in practice: HTTP/1 switches to HTTP/2 (h2c),
+     * which fails on the bytes it is handed at once. */
+    const struct st_proto_ops *retired_ops[4];
+    void *retired_state[4];
+    int retired_count;
     int feeding; /* depth of module feed() calls, to defer the above */
 
     uint8_t detect_buf[ST_DETECT_MAX];
@@ -112,14 +115,22 @@ static void begin_opaque(struct st_conn *c, enum conn_mode mode, uint64_t now_us
 static void retire_module(struct st_conn *c)
 {
     if (c->ops == NULL) return;
-    if (c->feeding) {
-        c->retired_ops = c->ops;
-        c->retired_state = c->state;
+    if (c->feeding && c->retired_count < 4) {
+        c->retired_ops[c->retired_count] = c->ops;
+        c->retired_state[c->retired_count++] = c->state;
     } else {
         c->ops->destroy(c->state);
     }
     c->ops = NULL;
     c->state = NULL;
+}
+
+static void destroy_retired(struct st_conn *c)
+{
+    while (c->retired_count > 0) {
+        c->retired_count--;
+        c->retired_ops[c->retired_count]->destroy(c->retired_state[c->retired_count]);
+    }
 }
 
 static void module_feed(struct st_conn *c, enum st_dir dir, const uint8_t *data, size_t len,
@@ -130,11 +141,7 @@ static void module_feed(struct st_conn *c, enum st_dir dir, const uint8_t *data,
     c->feeding++;
     ops->feed(state, c, dir, data, len, now_us);
     c->feeding--;
-    if (c->feeding == 0 && c->retired_ops != NULL) {
-        c->retired_ops->destroy(c->retired_state);
-        c->retired_ops = NULL;
-        c->retired_state = NULL;
-    }
+    if (c->feeding == 0) destroy_retired(c);
 }
 
 int st_conn_switch(struct st_conn *c, enum st_proto proto, const uint8_t *to_server,
@@ -306,7 +313,7 @@ void st_conn_free(struct st_conn *c)
 {
     if (c == NULL) return;
     if (c->ops) c->ops->destroy(c->state);
-    if (c->retired_ops) c->retired_ops->destroy(c->retired_state);
+    destroy_retired(c);
     st_entry_free(c->handover);
     free(c->error);
     free(c);

@@ -380,6 +380,14 @@ static void test_h2c(void)
     CHECK_INT(JINT(a, "0.timestamp"), 0);
     json_decref(a);
 
+    /* HTTP/2 fails on the very bytes it is handed at the switch: the error entry comes
+     * from HTTP/2, and both modules are freed (a switch inside a switch). */
+    struct step bad[] = {s[0], C2S("NOT THE HTTP/2 CONNECTION PREFACE AT ALL\r\n\r\n", 15), s[2]};
+    a = RUN(bad);
+    CHECK_INT(json_array_size(a), 1);
+    CHECK_STR(JSTR(a, "0.error.message"), "parse error: http2: the client did not send the connection preface");
+    json_decref(a);
+
     /* Declined: the server answers 200 over HTTP/1.1 and keeps going. */
     struct step d[] = {
         C2S("GET /h2c HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
