@@ -349,7 +349,8 @@ try {
 
   await step('dark theme', async () => {
     await page.click('button.theme');
-    eq(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'theme attribute');
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', null, { timeout: 3000 });
+    eq(await page.evaluate(() => localStorage.getItem('sidetap.theme')), 'dark', 'theme remembered');
     await open('details');
     await page.screenshot({ path: `${shots}/dark.png` });
     await page.keyboard.press('Escape');
