@@ -381,12 +381,22 @@ void st_body_append(struct st_conn *c, struct st_entry *e, struct st_body *body,
         b->bodies_truncated += take;
         take = 0;
     }
-    if (take) {
-        uint8_t *p = realloc(body->data, body->len + take);
+    if (take && body->len + take > body->cap) {
+        /* Grow geometrically (up to the cap): parsers may append a byte at a time. */
+        size_t want = body->cap ? body->cap * 2 : 512;
+        if (want < body->len + take) want = body->len + take;
+        if (want > cfg->body_cap) want = cfg->body_cap;
+        uint8_t *p = realloc(body->data, want);
         if (p == NULL) {
             take = 0;
         } else {
             body->data = p;
+            body->cap = want;
+        }
+    }
+    if (take) {
+        {
+            uint8_t *p = body->data;
             memcpy(p + body->len, data, take);
             body->len += take;
             if (b) {

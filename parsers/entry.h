@@ -67,6 +67,7 @@ struct st_kv_list {
 struct st_body {
     uint8_t *data;  /* NULL when nothing was captured */
     size_t len;     /* bytes captured, <= the capture cap */
+    size_t cap;     /* bytes allocated at data */
     uint64_t size;  /* bytes seen (decoded of chunking, not of gzip) */
     bool truncated; /* size > len: the cap or the memory budget cut it */
 };

@@ -78,8 +78,10 @@ def main():
             "etcd grpc": 'grpc and dst.namespace == "etcd"',
             "404": '!dns and request.path != "/health" and request.path != "/healthz" and response.status == 404',
             "health checks": 'request.path == "/health"',
+            "replicated writes": 'redis and redis.replication == true and redis.command == "RPUSH"',
+            "etcd peers": 'src.workload == "etcd" and dst.workload == "etcd" and !dns',
         }
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         seen = {}
         while time.monotonic() < deadline:
             seen = {k: len(query(base, q, 50)) for k, q in want.items()}
