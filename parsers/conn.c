@@ -226,8 +226,14 @@ static void detect_and_start(struct st_conn *c, const uint8_t *data, size_t len,
     }
     /* Start the module with the buffered bytes, then the rest of this chunk. */
     size_t buffered = c->detect_len;
-    if (st_conn_switch(c, p, c->detect_buf, buffered, NULL, 0, now_us) == 0 &&
-        c->mode == MODE_PARSING && len > take)
+    if (st_conn_switch(c, p, c->detect_buf, buffered, NULL, 0, now_us) != 0) {
+        /* No module state (out of memory): nothing was emitted yet, so the whole
+         * connection so far, this chunk included, is the opaque tail. */
+        c->opaque_from[0] = c->opaque_from[1] = 0;
+        c->opaque_start_us = c->info.start_us;
+        return;
+    }
+    if (c->mode == MODE_PARSING && len > take)
         module_feed(c, ST_DIR_TO_SERVER, data + take, len - take, now_us);
 }
 
