@@ -51,7 +51,7 @@ function style() {
       width: 'data(width)', 'line-color': edge, 'target-arrow-color': edge, 'target-arrow-shape': 'triangle',
       'arrow-scale': 0.9, 'curve-style': 'bezier', label: 'data(label)', 'font-size': 9, color: muted,
       'text-rotation': 'autorotate', 'text-background-color': bg, 'text-background-opacity': 0.85,
-      'text-background-padding': 2,
+      'text-background-padding': 2, 'min-zoomed-font-size': 8, // edge labels only when legible
     } },
     { selector: 'edge[errRatio > 0]', style: { 'line-color': '#f59e0b', 'target-arrow-color': '#f59e0b' } },
     { selector: 'edge[errRatio >= 0.1]', style: { 'line-color': '#ef4444', 'target-arrow-color': '#ef4444' } },
