@@ -20,6 +20,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+#include <hiredis/sds.h>
+
 #include "entry_json.h"
 #include "proto.h"
 
@@ -30,6 +34,9 @@
 #define REDIS_RENDER_MAX 200   /* bytes of the short rendering of a reply */
 #define REDIS_MAX_PENDING 4096 /* commands awaiting replies that we keep entries for */
 #define RDB_MARK_LEN 40        /* diskless sync: $EOF:<40 bytes> ... <40 bytes> */
+/* hiredis 0.14 buffers a whole message before returning it: a message that grows past
+ * this many bytes is handed to the streaming tokenizer instead (memory bound). */
+#define REDIS_HIREDIS_MAX (64 * 1024)
 
 enum rd_state {
     RS_START,    /* expecting a type byte */
@@ -43,6 +50,7 @@ enum rd_state {
     RS_INLINE,   /* an inline command line (client side) */
     RS_RDB,      /* $<len> RDB payload, no trailing CRLF */
     RS_RDB_EOF,  /* $EOF:<mark> RDB payload, ends with the mark */
+    RS_HIREDIS,  /* a RESP2 message inside the hiredis reader */
 };
 
 struct frame {
@@ -96,6 +104,12 @@ struct reader {
     uint8_t mark[RDB_MARK_LEN];
     uint8_t kmp[RDB_MARK_LEN];
     int matched;
+    /* hiredis */
+    redisReader *hr;
+    bool own;            /* this message goes to the streaming tokenizer */
+    uint64_t replay_us;  /* start time of a message replayed into the tokenizer */
+    uint8_t *pend;       /* the current hiredis message's bytes from earlier chunks */
+    size_t pend_len, pend_size;
 };
 
 enum cmd_kind {
@@ -182,6 +196,7 @@ static void value_reset(struct reader *r)
     r->depth = 0;
     r->attr_depth = 0;
     r->cur_elem = -1;
+    r->own = false;
 }
 
 /* Accounts the bytes [from, to) to the current value: wire size and capture. */
@@ -408,6 +423,201 @@ static const char *type_error(uint8_t c)
 }
 
 /* Runs the tokenizer over one chunk. Returns 0, or -1 after st_conn_fail(). */
+/* ------------------------------------------------------------------ hiredis */
+
+/* hiredis's reader parses RESP2 messages (client commands, replies + - : $ *). Its
+ * object functions below build no reply tree: each call feeds the same element events
+ * the streaming tokenizer produces (elem_begin / scalar bytes / child_done), so entries
+ * are identical whichever reader saw the message. Returning NULL makes hiredis stop with
+ * an error; the message is then replayed into the streaming tokenizer, which also checks
+ * what hiredis 0.14 does not (the CRLF after bulk data, LF inside simple strings, nesting
+ * deeper than 7) and gives the precise error. */
+static char hr_obj; /* dummy object: hiredis only needs non-NULL */
+
+static void *hr_string(const redisReadTask *t, char *str, size_t len)
+{
+    struct reader *r = t->privdata;
+    uint8_t type = t->type == REDIS_REPLY_STATUS ? '+' : t->type == REDIS_REPLY_ERROR ? '-' : '$';
+    if (type == '$') {
+        /* hiredis 0.14 skips the two bytes after bulk data without looking at them;
+         * they are in its buffer here. */
+        if (str[len] != '\r' || str[len + 1] != '\n') return NULL;
+    } else if (memchr(str, '\n', len) != NULL || memchr(str, '\r', len) != NULL) {
+        return NULL;
+    }
+    elem_begin(r, type);
+    scalar_bytes(r, (const uint8_t *)str, len);
+    child_done(r);
+    return &hr_obj;
+}
+
+static void *hr_integer(const redisReadTask *t, long long value)
+{
+    struct reader *r = t->privdata;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%lld", value);
+    elem_begin(r, ':');
+    scalar_bytes(r, (const uint8_t *)buf, (size_t)n);
+    child_done(r);
+    return &hr_obj;
+}
+
+static void *hr_nil(const redisReadTask *t)
+{
+    struct reader *r = t->privdata;
+    elem_begin(r, '$');
+    render_str(r, "(nil)");
+    child_done(r);
+    return &hr_obj;
+}
+
+static void *hr_array(const redisReadTask *t, int n)
+{
+    struct reader *r = t->privdata;
+    if (n < 0 || r->depth == RESP_MAX_DEPTH) return NULL; /* the tokenizer says why */
+    elem_begin(r, '*');
+    if (n == 0) {
+        render_str(r, "[]");
+        child_done(r);
+        return &hr_obj;
+    }
+    render_str(r, "[");
+    struct frame *f = &r->stack[r->depth++];
+    f->type = '*';
+    f->attr = false;
+    f->left = n;
+    f->idx = 0;
+    return &hr_obj;
+}
+
+static void hr_free(void *obj)
+{
+    (void)obj;
+}
+
+static redisReplyObjectFunctions hr_functions = {
+    .createString = hr_string,
+    .createArray = hr_array,
+    .createInteger = hr_integer,
+    .createNil = hr_nil,
+    .freeObject = hr_free,
+};
+
+static redisReader *hr_new(struct reader *r)
+{
+    redisReader *hr = redisReaderCreateWithFunctions(&hr_functions);
+    if (hr != NULL) hr->privdata = r;
+    return hr;
+}
+
+/* Whether a message starting with `c` goes to hiredis. Our own tokenizer keeps what
+ * hiredis 0.14 cannot read: inline commands (client side, first byte not '*'), RESP3
+ * types after HELLO 3 (% ~ > , # _ ( = ! |) and the RDB payload after +FULLRESYNC
+ * (no trailing CRLF, or a $EOF:<mark> diskless transfer). */
+static bool hr_takes(struct redis *s, struct reader *r, uint8_t c)
+{
+    if (r->hr == NULL || r->own) return false;
+    if (r->dir == ST_DIR_TO_SERVER) return c == '*';
+    if (c == '$') return !redis_rdb_starts(s);
+    return c == '+' || c == '-' || c == ':' || c == '*';
+}
+
+/* Keeps the bytes of a message hiredis has not finished, for a replay (hiredis trims
+ * its buffer while parsing, so the message's start cannot be found there). */
+static int pend_add(struct reader *r, const uint8_t *p, size_t n)
+{
+    if (r->pend_len + n > r->pend_size) {
+        size_t want = r->pend_size ? r->pend_size : 1024;
+        while (want < r->pend_len + n) want *= 2;
+        uint8_t *np = realloc(r->pend, want);
+        if (np == NULL) return -1;
+        r->pend = np;
+        r->pend_size = want;
+    }
+    memcpy(r->pend + r->pend_len, p, n);
+    r->pend_len += n;
+    return 0;
+}
+
+static int reader_feed(struct redis *s, struct reader *r, const uint8_t *data, size_t len,
+                       uint64_t now_us);
+
+/* The message being read by hiredis goes to the streaming tokenizer instead: it grew
+ * past REDIS_HIREDIS_MAX, or hiredis refused it (its errors are sticky, so the reader is
+ * recreated). Its bytes so far are pend + data[from, to). Returns 0 or -1 (failed). */
+static int hr_replay(struct redis *s, struct reader *r, const uint8_t *data, size_t from, size_t to,
+                     uint64_t now_us)
+{
+    redisReaderFree(r->hr);
+    r->hr = hr_new(r);
+    uint8_t *pend = r->pend;
+    size_t pend_len = r->pend_len;
+    r->pend = NULL;
+    r->pend_len = r->pend_size = 0;
+    r->replay_us = r->v.start_us;
+    value_reset(r);
+    r->own = true;
+    r->st = RS_START;
+    int rc = reader_feed(s, r, pend, pend_len, now_us);
+    free(pend);
+    if (rc == 0 && to > from) rc = reader_feed(s, r, data + from, to - from, now_us);
+    return rc;
+}
+
+/* Runs hiredis over data[*pi, len): messages it completes are handled like the
+ * tokenizer's; a following message it cannot read returns to the tokenizer. */
+static int hr_run(struct redis *s, struct reader *r, const uint8_t *data, size_t len, size_t *pi,
+                  size_t *pspan, uint64_t now_us)
+{
+    redisReader *hr = r->hr;
+    while (*pi < len) {
+        size_t have = r->pend_len + (*pi - *pspan);
+        size_t piece = len - *pi;
+        if (have + piece > REDIS_HIREDIS_MAX) piece = REDIS_HIREDIS_MAX - have;
+        if (piece == 0 || redisReaderFeed(hr, (const char *)data + *pi, piece) != REDIS_OK) {
+            size_t from = *pspan;
+            *pspan = *pi;
+            return hr_replay(s, r, data, from, *pi, now_us);
+        }
+        size_t fed_end = *pi + piece;
+        for (;;) {
+            void *rep = NULL;
+            if (redisReaderGetReply(hr, &rep) != REDIS_OK) {
+                size_t from = *pspan;
+                *pi = *pspan = fed_end;
+                return hr_replay(s, r, data, from, fed_end, now_us);
+            }
+            if (rep == NULL) {
+                *pi = fed_end;
+                break;
+            }
+            /* A message is complete; what hiredis still holds follows it. */
+            size_t rest = hr->len - hr->pos;
+            *pi = fed_end - rest;
+            value_span(s, r, data + *pspan, *pi - *pspan);
+            *pspan = *pi;
+            r->pend_len = 0;
+            if (redis_on_value(s, r->dir, now_us) < 0) return -1;
+            value_reset(r);
+            if (rest == 0) {
+                r->st = RS_START;
+                return 0;
+            }
+            uint8_t c = data[*pi];
+            if (!hr_takes(s, r, c)) {
+                sdsclear(hr->buf);
+                hr->pos = hr->len = 0;
+                r->st = RS_START;
+                return 0;
+            }
+            r->v.started = true;
+            r->v.start_us = now_us;
+            r->v.type = c;
+        }
+    }
+    return 0;
+}
+
 static int reader_feed(struct redis *s, struct reader *r, const uint8_t *data, size_t len,
                        uint64_t now_us)
 {
@@ -425,7 +635,13 @@ static int reader_feed(struct redis *s, struct reader *r, const uint8_t *data, s
                     continue;
                 }
                 r->v.started = true;
-                r->v.start_us = now_us;
+                r->v.start_us = r->replay_us ? r->replay_us : now_us;
+                r->replay_us = 0;
+                if (hr_takes(s, r, c)) {
+                    r->v.type = c;
+                    r->st = RS_HIREDIS;
+                    continue;
+                }
                 span = i;
                 if (!strchr("+-:$*%~>|,#_(=!", c) || c == 0) {
                     if (r->dir == ST_DIR_TO_SERVER) {
@@ -557,6 +773,11 @@ static int reader_feed(struct redis *s, struct reader *r, const uint8_t *data, s
             }
             break;
         }
+        case RS_HIREDIS: {
+            int rc = hr_run(s, r, data, len, &i, &span, now_us);
+            if (rc < 0) return -1;
+            continue;
+        }
         case RS_RDB_EOF:
             i++;
             span = i;
@@ -579,7 +800,13 @@ static int reader_feed(struct redis *s, struct reader *r, const uint8_t *data, s
             value_reset(r);
         }
     }
-    if (r->v.started && i > span) value_span(s, r, data + span, i - span);
+    if (r->v.started && i > span) {
+        if (r->st == RS_HIREDIS && pend_add(r, data + span, i - span) < 0) {
+            st_conn_fail(s->conn, "redis: out of memory");
+            return -1;
+        }
+        value_span(s, r, data + span, i - span);
+    }
     return 0;
 }
 
@@ -1044,6 +1271,7 @@ static void *redis_create(struct st_conn *conn)
     for (int d = 0; d < 2; d++) {
         s->rd[d].dir = (enum st_dir)d;
         s->rd[d].cur_elem = -1;
+        s->rd[d].hr = hr_new(&s->rd[d]);
     }
     return s;
 }
@@ -1092,7 +1320,11 @@ static void redis_destroy(void *state)
     for (size_t i = 0; i < s->qlen; i++) st_entry_free(s->q[(s->qhead + i) % s->qcap].e);
     free(s->q);
     st_entry_free(s->sync_entry);
-    for (int d = 0; d < 2; d++) free(s->rd[d].v.cap);
+    for (int d = 0; d < 2; d++) {
+        free(s->rd[d].v.cap);
+        free(s->rd[d].pend);
+        if (s->rd[d].hr) redisReaderFree(s->rd[d].hr);
+    }
     free(s);
 }
 

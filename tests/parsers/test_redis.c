@@ -408,6 +408,30 @@ static void test_errors(void)
     json_decref(a);
 }
 
+/* What hiredis 0.14's reader lets through or refuses is still read the strict way:
+ * the CRLF after bulk data is checked, arrays nest deeper than hiredis's 7 levels and
+ * integers keep their spelling. */
+static void test_hiredis_gaps(void)
+{
+    struct step crlf[] = {{C2S, "*1\r\n$4\r\nPING\r\n", 0}, {S2C, "$1\r\nabc\r\n+OK\r\n", 0}};
+    json_t *a = run(crlf, 2, NULL);
+    CHECK_STR(JSTR(E(a, 0), "error", "message"), "parse error: redis: bulk string not followed by CRLF");
+    json_decref(a);
+
+    char deep[200] = "";
+    for (int i = 0; i < 10; i++) strcat(deep, "*1\r\n");
+    strcat(deep, ":007\r\n");
+    struct step nest[] = {{C2S, "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n", 0},
+                          {S2C, deep, 0}, {S2C, ":-0\r\n", 0}};
+    a = run(nest, 3, NULL);
+    CHECK_INT(json_array_size(a), 2);
+    CHECK_STR(JSTR(E(a, 0), "redis", "replyType"), "array");
+    CHECK_STR(JSTR(E(a, 0), "redis", "reply"), "[[[[[[[[[[007]]]]]]]]]]");
+    CHECK(jget(E(a, 0), "error", NULL) == NULL);
+    CHECK_STR(JSTR(E(a, 1), "redis", "reply"), "-0");
+    json_decref(a);
+}
+
 static void test_client_reply_and_overflow(void)
 {
     struct step s[] = {
@@ -468,6 +492,7 @@ int main(int argc, char **argv)
     test_sync_sized_rdb();
     test_huge_value();
     test_errors();
+    test_hiredis_gaps();
     test_client_reply_and_overflow();
     return CHECK_DONE();
 }
