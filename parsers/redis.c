@@ -7,13 +7,14 @@
  * skipped without buffering (only counted), then the master's command stream (commands
  * flowing server->client) and the replica's REPLCONF ACKs become request-only entries.
  *
- * The reader is our own streaming RESP tokenizer rather than hiredis 0.14's redisReader:
- * hiredis buffers whole replies (a 100 MB value would be held in memory), knows no RESP3,
- * rejects inline commands and cannot skip an RDB transfer, which has no trailing CRLF.
- * Here memory per direction is bounded by the nesting depth and a few small buffers,
- * whatever the size of the values: a value's bytes stream through, and only the first
- * body_cap bytes of each message (the RESP bytes as on the wire) and a short rendering are
- * kept. */
+ * RESP2 messages (client commands, replies + - : $ *) go through hiredis 0.14's
+ * redisReader, with object functions that build no reply tree (see "hiredis" below).
+ * Our own streaming tokenizer keeps what hiredis 0.14 cannot do: inline commands, RESP3
+ * types, the RDB transfer (no trailing CRLF), messages over REDIS_HIREDIS_MAX (hiredis
+ * holds a whole message in memory) and input hiredis refuses or does not check (depth
+ * over 7, bytes after bulk data). The tokenizer streams values of any size: only the
+ * first body_cap bytes of each message (the RESP bytes as on the wire) and a short
+ * rendering are kept. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
