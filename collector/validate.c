@@ -46,55 +46,63 @@ static const char *type_name(json_t *j)
 
 enum kind { K_STR, K_INT, K_NUM, K_BOOL, K_OBJ, K_STRMAP, K_PORT };
 
+static const char *field_name(char *buf, size_t size, const char *parent, const char *key)
+{
+    snprintf(buf, size, "%s%s%s", parent, *parent ? "." : "", key);
+    return buf;
+}
+
+#define FIELD() field_name(fb, sizeof(fb), parent, key)
+
 static int check(struct vctx *v, json_t *obj, const char *parent, const char *key, enum kind k,
                  bool required)
 {
-    char field[128];
-    snprintf(field, sizeof(field), "%s%s%s", parent, *parent ? "." : "", key);
+    /* the field's name is only formatted when it is reported: check() runs ~40 times per entry */
+    char fb[128];
     json_t *j = json_object_get(obj, key);
     if (!j) {
         if (required)
-            return fail(v, field, "missing (required)");
+            return fail(v, FIELD(), "missing (required)");
         return 0;
     }
     switch (k) {
     case K_STR:
         if (!json_is_string(j))
-            return fail(v, field, "expected a string, found %s", type_name(j));
+            return fail(v, FIELD(), "expected a string, found %s", type_name(j));
         break;
     case K_INT:
         if (!json_is_integer(j) || json_integer_value(j) < 0)
-            return fail(v, field, "expected a non-negative integer, found %s",
+            return fail(v, FIELD(), "expected a non-negative integer, found %s",
                         json_is_integer(j) ? "a negative number" : type_name(j));
         break;
     case K_PORT:
         if (!json_is_integer(j) || json_integer_value(j) < 0 || json_integer_value(j) > 65535)
-            return fail(v, field, "expected a port number (0-65535), found %s",
+            return fail(v, FIELD(), "expected a port number (0-65535), found %s",
                         json_is_integer(j) ? "an out-of-range number" : type_name(j));
         break;
     case K_NUM:
         if (!json_is_number(j) || json_number_value(j) < 0)
-            return fail(v, field, "expected a non-negative number, found %s",
+            return fail(v, FIELD(), "expected a non-negative number, found %s",
                         json_is_number(j) ? "a negative number" : type_name(j));
         break;
     case K_BOOL:
         if (!json_is_boolean(j))
-            return fail(v, field, "expected a boolean, found %s", type_name(j));
+            return fail(v, FIELD(), "expected a boolean, found %s", type_name(j));
         break;
     case K_OBJ:
         if (!json_is_object(j))
-            return fail(v, field, "expected an object, found %s", type_name(j));
+            return fail(v, FIELD(), "expected an object, found %s", type_name(j));
         break;
     case K_STRMAP: {
         if (!json_is_object(j))
-            return fail(v, field, "expected an object of strings, found %s", type_name(j));
+            return fail(v, FIELD(), "expected an object of strings, found %s", type_name(j));
         const char *name;
         json_t *val;
         json_object_foreach(j, name, val)
         {
             if (!json_is_string(val)) {
                 char sub[200];
-                snprintf(sub, sizeof(sub), "%s[\"%.60s\"]", field, name);
+                snprintf(sub, sizeof(sub), "%s[\"%.60s\"]", FIELD(), name);
                 return fail(v, sub, "expected a string, found %s", type_name(val));
             }
         }
@@ -103,6 +111,8 @@ static int check(struct vctx *v, json_t *obj, const char *parent, const char *ke
     }
     return 0;
 }
+
+#undef FIELD
 
 static int check_side(struct vctx *v, json_t *e, const char *name)
 {
