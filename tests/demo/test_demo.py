@@ -80,6 +80,12 @@ def main():
             "health checks": 'request.path == "/health"',
             "replicated writes": 'redis and redis.replication == true and redis.command == "RPUSH"',
             "etcd peers": 'src.workload == "etcd" and dst.workload == "etcd" and !dns',
+            # the service map's edges below
+            "productpage -> details": 'src.workload == "productpage-v1" and dst.workload == "details-v1"',
+            "productpage -> reviews": 'src.workload == "productpage-v1" and dst.workload.startsWith("reviews-v")',
+            "reviews -> ratings": 'src.workload.startsWith("reviews-v") and dst.workload == "ratings-v1"',
+            "frontend -> redis-leader": 'src.workload == "frontend" and dst.workload == "redis-leader"',
+            "frontend -> redis-follower": 'src.workload == "frontend" and dst.workload == "redis-follower"',
         }
         deadline = time.monotonic() + 180
         seen = {}
