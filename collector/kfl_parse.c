@@ -5,6 +5,7 @@
  * Precedence, loosest first: or (||), and (&&), not (!), comparison (== != < <= > >=
  * =~ matches), + and -, postfix (.field, ["key"], [0], .startsWith(...)). */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,6 +66,109 @@ static bool is_kw(struct parser *p, const char *kw)
 static void oom(struct parser *p)
 {
     kfl_set_error(p->err, tok(p)->pos, 1, "out of memory");
+}
+
+/* How many NFA positions glibc's regcomp would build, roughly: bounded repetition copies
+ * its operand ({m,n} makes n copies), so nested counts multiply - "(a{1000}){1000}" costs
+ * 200 MB and a third level exhausts memory. Counts atoms, multiplies by repetition bounds
+ * through groups, and doubles for every '+' (glibc copies the operand). Returns the
+ * estimate, saturating at SIZE_MAX / 2. */
+#define KFL_REGEX_MAX_POSITIONS 10000
+static size_t regex_positions(const char *re)
+{
+    enum { MAXG = 64 };
+    size_t sum[MAXG + 1] = {0}, last[MAXG + 1] = {0};
+    int depth = 0;
+    const size_t cap = SIZE_MAX / 2;
+    for (const char *c = re; *c;) {
+        if (*c == '(') {
+            if (depth == MAXG) return cap;
+            depth++;
+            sum[depth] = last[depth] = 0;
+            c++;
+        } else if (*c == ')' && depth > 0) {
+            size_t g = sum[depth--];
+            if (g == 0) g = 1;
+            sum[depth] = sum[depth] + g < cap ? sum[depth] + g : cap;
+            last[depth] = g;
+            c++;
+        } else if (*c == '+') {
+            /* glibc builds x+ as x x*: every + copies its operand once more. */
+            size_t grown = last[depth] > cap / 2 ? cap : last[depth] * 2;
+            size_t base = sum[depth] - last[depth];
+            sum[depth] = grown > cap - base ? cap : base + grown;
+            last[depth] = grown;
+            c++;
+        } else if (*c == '*' || *c == '?') {
+            c++;
+        } else if (*c == '{') {
+            unsigned long m = 0, n = 0;
+            const char *q = c + 1;
+            while (*q >= '0' && *q <= '9' && m < 100000) m = m * 10 + (unsigned long)(*q++ - '0');
+            n = m;
+            if (*q == ',') {
+                q++;
+                n = 0;
+                while (*q >= '0' && *q <= '9' && n < 100000) n = n * 10 + (unsigned long)(*q++ - '0');
+                if (n < m) n = m + 1; /* {m,} */
+            }
+            size_t times = n > 1 ? n : 1;
+            /* The last atom (or group) now stands `times` times. */
+            size_t grown = last[depth] && times > cap / last[depth] ? cap : last[depth] * times;
+            size_t base = sum[depth] - last[depth];
+            sum[depth] = grown > cap - base ? cap : base + grown;
+            last[depth] = grown;
+            c = *q == '}' ? q + 1 : q;
+        } else {
+            if (*c == '\\' && c[1]) c++;
+            if (*c == '[') { /* a bracket expression is one position */
+                const char *q = c + 1;
+                if (*q == '^') q++;
+                if (*q == ']') q++;
+                while (*q && *q != ']') q++;
+                c = *q ? q : q - 1;
+            }
+            if (sum[depth] < cap) sum[depth]++;
+            last[depth] = 1;
+            c++;
+        }
+    }
+    while (depth > 0) { /* unclosed groups still cost (regcomp builds before it fails) */
+        size_t g = sum[depth--];
+        sum[depth] = sum[depth] + g < cap ? sum[depth] + g : cap;
+    }
+    return sum[0];
+}
+
+/* regcomp with a complexity bound, so a query can never exhaust the collector's memory. */
+static int compile_regex(struct parser *p, regex_t *re, const char *str)
+{
+    for (const char *c = str; *c; c++) {
+        if (*c == '\\' && c[1] >= '1' && c[1] <= '9') {
+            /* Back-references make matching exponential in glibc. */
+            kfl_set_error(p->err, tok(p)->pos, tok(p)->len,
+                          "back-references (\\%c) are not supported in regular expressions",
+                          c[1]);
+            return -1;
+        }
+        if (*c == '\\' && c[1]) c++;
+    }
+    size_t positions = regex_positions(str);
+    if (positions > KFL_REGEX_MAX_POSITIONS) {
+        kfl_set_error(p->err, tok(p)->pos, tok(p)->len,
+                      "regular expression too complex: its repetitions expand to about %zu "
+                      "positions (limit %d); use smaller {m,n} counts or * and +",
+                      positions, KFL_REGEX_MAX_POSITIONS);
+        return -1;
+    }
+    int rc = regcomp(re, str, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char ebuf[100];
+        regerror(rc, re, ebuf, sizeof(ebuf));
+        kfl_set_error(p->err, tok(p)->pos, tok(p)->len, "bad regular expression: %s", ebuf);
+        return -1;
+    }
+    return 0;
 }
 
 static void unexpected(struct parser *p, const char *what)
@@ -505,14 +609,8 @@ static struct kfl_node *parse_postfix(struct parser *p)
         call->str_len = tok(p)->text_len;
         tok(p)->text = NULL;
         if (kind == KN_REGEX) {
-            int rc = regcomp(&call->re, call->str, REG_EXTENDED | REG_NOSUB);
-            if (rc != 0) {
-                char ebuf[100];
-                regerror(rc, &call->re, ebuf, sizeof(ebuf));
-                kfl_set_error(p->err, tok(p)->pos, tok(p)->len, "bad regular expression: %s",
-                              ebuf);
+            if (compile_regex(p, &call->re, call->str) < 0)
                 goto fail;
-            }
             call->re_ok = true;
         }
         if (advance(p) < 0)
@@ -611,11 +709,7 @@ static struct kfl_node *parse_cmp(struct parser *p)
         n->str = tok(p)->text;
         n->str_len = tok(p)->text_len;
         tok(p)->text = NULL;
-        int rc = regcomp(&n->re, n->str, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char ebuf[100];
-            regerror(rc, &n->re, ebuf, sizeof(ebuf));
-            kfl_set_error(p->err, tok(p)->pos, tok(p)->len, "bad regular expression: %s", ebuf);
+        if (compile_regex(p, &n->re, n->str) < 0) {
             kfl_node_free(n);
             return NULL;
         }

@@ -242,6 +242,10 @@ int main(int argc, char **argv)
     EXPECT_ERROR("http dns", 5, 3, "expected 'and', 'or' or the end");
     EXPECT_ERROR("request.path.foo(\"x\")", 13, 3, "unknown method 'foo'");
     EXPECT_ERROR("request.path matches \"(\"", 21, 3, "bad regular expression");
+    /* Nested repetition multiplies: regcomp would take ~200 MB for this, more when nested. */
+    EXPECT_ERROR("request.path matches \"(a{1000}){1000}\"", 21, 17, "too complex");
+    EXPECT_ERROR("request.path.matches(\"((x{30}){30}){30}\")", 21, 19, "too complex");
+    EXPECT_ERROR("request.path matches \"a++++++++++++++++++++\"", 21, 23, "too complex");
     EXPECT_ERROR("timestamp > datetime(\"yesterday\")", 21, 11, "not an RFC 3339 time");
     EXPECT_ERROR("timestamp > now() - 5x", 21, 1, "unknown unit 'x'");
     EXPECT_ERROR("frobnicate(1)", 0, 10, "unknown function");
