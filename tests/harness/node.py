@@ -565,14 +565,16 @@ class Node:
 
     # -- collector ------------------------------------------------------------------------
 
-    def add_collector(self, name="collector", port=80, token="test-token", sink=None):
+    def add_collector(self, name="collector", port=80, token="test-token", sink=None,
+                      start=True):
         """Starts an entry sink in its own pod (not injected); returns a Collector whose
-        .url and .token go to the proxies."""
+        .url and .token go to the proxies. start=False leaves it down (call .start())."""
         pod = self.add_pod(name, namespace="sidetap", labels={"app": "sidetap-collector"})
         if sink is None:
             full = os.path.join(os.path.dirname(HERE), "lib", "sink.py")
             sink = full if os.path.exists(full) else os.path.join(HERE, "minisink.py")
-        return Collector(self, pod, port, token, sink).start()
+        collector = Collector(self, pod, port, token, sink)
+        return collector.start() if start else collector
 
     # -- host access ----------------------------------------------------------------------
 
