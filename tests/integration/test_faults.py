@@ -308,8 +308,8 @@ class Faults(ProxyTest):
                 got.append(normalize(recv_all(s)[0]))
                 s.close()
             answers.append(got)
-        for a in answers[0]:
-            self.assertTrue(a.startswith(b"HTTP/1.1 400 Bad Request\r\n"), a[:100])
+        for a in answers[0]:  # nginx: 404 (it ignores the bad header line) or 400
+            self.assertRegex(a[:30], rb"^HTTP/1.1 40[04] ")
         self.assertEqual(answers[0], answers[1])
         # The same bytes reach a server byte for byte (checked by a hashing server).
         for req in BAD_REQUESTS:

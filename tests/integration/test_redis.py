@@ -7,6 +7,7 @@ Replies are compared with a plain leader and client.
 usage: test_redis.py --init SIDETAP_INIT --proxy SIDETAP_PROXY [--source-root DIR]
 """
 import os
+import unittest
 
 import common
 from common import ProxyTest, get
@@ -16,7 +17,8 @@ def redis_server(pod, node, *extra):
     d = os.path.join(node.dir, pod.name + ".redis")
     os.makedirs(d, exist_ok=True)
     proc = pod.spawn(["redis-server", "--port", "6379", "--bind", "0.0.0.0", "--save", "",
-                      "--appendonly", "no", "--protected-mode", "no", "--dir", d, *extra],
+                      "--appendonly", "no", "--protected-mode", "no", "--repl-diskless-sync-delay", "0",
+                      "--dir", d, *extra],
                      name="redis")
     pod.wait_port(6379, proc=proc)
     return proc
@@ -66,6 +68,18 @@ class Redis(ProxyTest):
                              get(e, "request.path") == "user:1", self.client, self.leader, 6379)
         for e in out + inn:
             self.assertEqual(get(e, "summary"), "SET user:1")
+            self.assertEqual(get(e, "protocol.version"), "RESP2")
+            self.assertEqual(get(e, "redis.key"), "user:1")
+            self.assertEqual(get(e, "redis.args"), 2)
+            self.assertEqual(get(e, "redis.reply"), "OK")
+            self.assertEqual(get(e, "request.body.data"),
+                             "*3\r\n$3\r\nSET\r\n$6\r\nuser:1\r\n$5\r\nalice\r\n")
+        out, inn = self.pair(lambda e: get(e, "protocol.name") == "redis" and
+                             get(e, "request.method") == "GET" and
+                             get(e, "request.path") == "user:1", self.client, self.leader, 6379)
+        for e in out + inn:
+            self.assertEqual((get(e, "redis.replyType"), get(e, "redis.reply")), ("bulk", "alice"))
+            self.assertEqual(get(e, "response.body.data"), "$5\r\nalice\r\n")
         out, inn = self.pair(lambda e: get(e, "protocol.name") == "redis" and
                              get(e, "request.method") == "NOSUCHCOMMAND", self.client,
                              self.leader, 6379)
@@ -96,15 +110,34 @@ class Redis(ProxyTest):
         if not common.have_parser("redis"):
             return
         out, inn = self.pair(lambda e: get(e, "protocol.name") == "redis" and
-                             get(e, "request.method") == "GET" and
-                             get(e, "request.path", "").startswith("p0"), self.client,
-                             self.leader, 6379, count=100)
-        self.assertEqual(sorted(e["seq"] for e in out), list(range(100, 200)))
+                             get(e, "request.method") == "EXEC", self.client, self.leader, 6379)
+        for e in out + inn:
+            self.assertEqual(get(e, "redis.replyType"), "array")
+            self.assertEqual(get(e, "redis.reply"), "[OK, 11, 16]")
+
+    # Found by this suite: after a burst of pipelined commands in one write, only about
+    # 160 entries are made per connection and the rest vanish (no error, no drop metric).
+    # Remove the decorator once fixed (an unexpected success fails the suite).
+    @unittest.expectedFailure
+    def test_pipeline_entries(self):
+        if not common.have_parser("redis"):
+            raise AssertionError("no redis parser yet")
+        cmds = b"".join(b"*2\r\n$3\r\nGET\r\n$4\r\nq%03d\r\n" % i for i in range(200))
+        s = self.client.connect(self.leader.ip, 6379)
+        s.sendall(cmds)
+        got = b""
+        while got.count(b"\r\n") < 200:
+            got += s.recv(65536)
+        s.close()
+        out, inn = self.pair(lambda e: get(e, "protocol.name") == "redis" and
+                             get(e, "request.path", "").startswith("q"), self.client,
+                             self.leader, 6379, count=200, timeout=3)
+        self.assertEqual(sorted(e["seq"] for e in out), list(range(200)))
 
     def test_benchmark(self):
         for pod, host in ((self.client, self.host), (self.plain_client, self.direct_host)):
             for extra in ([], ["-P", "16"]):
-                r = pod.run(["redis-benchmark", "-h", host, "-n", "2000", "-c", "10", "-t",
+                r = pod.run(["redis-benchmark", "-h", host, "-n", "1000", "-c", "10", "-t",
                              "set,get,lpush", "-q", *extra], timeout=120)
                 lines = [l for l in r.stdout.replace("\r", "\n").splitlines()
                          if "requests per second" in l]
@@ -129,8 +162,16 @@ class Redis(ProxyTest):
                          self.client.run(["redis-cli", "-h", self.host, "DBSIZE"]).stdout)
         if not common.have_parser("redis"):
             return
-        self.pair(lambda e: get(e, "protocol.name") == "redis" and
-                  get(e, "request.method") in ("PSYNC", "SYNC"), replica, self.leader, 6379)
+        out, inn = self.pair(lambda e: get(e, "protocol.name") == "redis" and
+                             get(e, "request.method") in ("PSYNC", "SYNC"), replica,
+                             self.leader, 6379)
+        for e in out + inn:
+            self.assertGreater(get(e, "redis.rdbBytes", 0), 1000)  # LZF-compressed
+        # The command stream after the sync: the leader's SET of "after" on the replica's
+        # connection, reported by both proxies as a replication entry.
+        self.pair(lambda e: get(e, "redis.replication") is True and
+                  get(e, "request.method") == "SET" and get(e, "request.path") == "after",
+                  replica, self.leader, 6379)
 
 
 if __name__ == "__main__":
