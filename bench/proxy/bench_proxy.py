@@ -11,13 +11,14 @@ Each server pod has its own nginx (1 worker, same config) so the three paths dif
 by the proxy. The collector stand-in is an nginx that answers every POST with 200 (a
 Python sink would steal CPU from the measured path on a small machine).
 
-Prints requests/s and p50/p99 latency for each, the ratios against direct and against
-haproxy, and the proxy's RSS idle, under load (peak), with 1,000 open idle connections
+Prints requests/s and p50/p99 latency for each (medians of interleaved rounds, so a busy
+machine hurts all three alike), the ratios against direct and against haproxy, the CPU
+time haproxy and sidetap-proxy spend per request (robust to load from other processes), and the proxy's RSS idle, under load (peak), with 1,000 open idle connections
 (no byte sent) and with 1,000 idle keep-alive connections (one request done each).
 All traffic stays inside the harness's network namespaces. Needs root.
 
 usage: bench_proxy.py --proxy BUILD/proxy/sidetap-proxy --init BUILD/proxy/init/sidetap-init
-                      [--duration 10] [--connections 64] [--size 612]
+                      [--duration 10] [--rounds 3] [--connections 64] [--size 612]
 """
 import argparse
 import os
@@ -60,7 +61,7 @@ http {{
 HAPROXY_CONF = """\
 global
     nbthread 1
-    maxconn 20000
+    maxconn 8000
 defaults
     mode tcp
     timeout connect 5s
@@ -100,6 +101,18 @@ class Sampler(threading.Thread):
             time.sleep(0.1)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def parse_wrk(out):
     def latency_ms(label):
         m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, out, re.M)
@@ -108,9 +121,11 @@ def parse_wrk(out):
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(rps.group(1)) if rps else float("nan"),
+            "requests": int(total.group(1)) if total else 0,
             "p50": latency_ms("50"), "p99": latency_ms("99"),
             "errors": (errors.group(1) if errors else "") +
                       (" non-2xx %s" % non2xx.group(1) if non2xx else "")}
@@ -142,7 +157,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--proxy", required=True)
     ap.add_argument("--init", required=True)
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--size", type=int, default=612, help="response body bytes")
     ap.add_argument("--idle", type=int, default=1000)
@@ -156,6 +172,8 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
+    with open("/proc/loadavg") as f:
+        load_before = " ".join(f.read().split()[:3])
     with Node(name="bench-node") as node:
         root = os.path.join(node.dir, "www")
         os.makedirs(root)
@@ -197,21 +215,33 @@ def main():
         targets = [("direct", "http://%s:80/index.html" % direct.ip, None),
                    ("haproxy", "http://%s:8080/index.html" % viahap.ip, hap.pid),
                    ("sidetap", "http://%s:80/index.html" % tapped.ip, proxy.pid)]
+        # Rounds interleave the three paths, so a busy machine hurts them alike; the
+        # figures are medians over the rounds.
+        runs = {name: [] for name, _, _ in targets}
+        for _ in range(args.rounds):
+            for name, url, pid in targets:
+                client.run(["wrk", "-t1", "-c%d" % args.connections, "-d1s", url], timeout=60)
+                sampler = Sampler(pid) if pid else None
+                if sampler:
+                    sampler.start()
+                cpu0 = cpu_seconds(pid) if pid else 0
+                r = client.run(["wrk", "-t1", "-c%d" % args.connections,
+                                "-d%ds" % args.duration, "--latency", url],
+                               timeout=args.duration + 60, nofile=20000)
+                cpu = cpu_seconds(pid) - cpu0 if pid else 0
+                if sampler:
+                    sampler.stop.set()
+                    sampler.join()
+                res = parse_wrk(r.stdout)
+                res["peak_rss"] = sampler.peak if sampler else 0
+                res["cpu_us"] = cpu * 1e6 / res["requests"] if pid and res["requests"] else 0
+                runs[name].append(res)
         results = {}
-        for name, url, pid in targets:
-            # Warm-up, then the measured run.
-            client.run(["wrk", "-t1", "-c%d" % args.connections, "-d2s", url], timeout=60)
-            sampler = Sampler(pid) if pid else None
-            if sampler:
-                sampler.start()
-            r = client.run(["wrk", "-t1", "-c%d" % args.connections, "-d%ds" % args.duration,
-                            "--latency", url], timeout=args.duration + 60, nofile=20000)
-            if sampler:
-                sampler.stop.set()
-                sampler.join()
-            res = parse_wrk(r.stdout)
-            res["peak_rss"] = sampler.peak if sampler else 0
-            results[name] = res
+        for name, rs in runs.items():
+            results[name] = {k: median([r[k] for r in rs]) for k in
+                             ("rps", "p50", "p99", "peak_rss", "cpu_us")}
+            results[name]["peak_rss"] = max(r["peak_rss"] for r in rs)
+            results[name]["errors"] = " ".join(r["errors"] for r in rs if r["errors"])
 
         metrics = tapped.metrics()
         entries = sum(v for k, v in metrics.items() if k.startswith("sidetap_entries_total{"))
@@ -244,18 +274,22 @@ def main():
 
     d, h, s = results["direct"], results["haproxy"], results["sidetap"]
     print()
-    print("sidetap-proxy benchmark: wrk -t1 -c%d -d%ds, %d-byte responses from nginx (1 worker)"
-          % (args.connections, args.duration, args.size))
-    print("%-9s %12s %10s %10s  %s" % ("path", "requests/s", "p50 ms", "p99 ms", "errors"))
+    print("sidetap-proxy benchmark: wrk -t1 -c%d -d%ds, %d-byte responses from nginx (1 worker),"
+          " median of %d interleaved rounds; load average before: %s"
+          % (args.connections, args.duration, args.size, args.rounds, load_before))
+    print("%-9s %12s %10s %10s %14s  %s" % ("path", "requests/s", "p50 ms", "p99 ms",
+                                            "proxy CPU/req", "errors"))
     for name in ("direct", "haproxy", "sidetap"):
         r = results[name]
-        print("%-9s %12.0f %10.3f %10.3f  %s" % (name, r["rps"], r["p50"], r["p99"],
-                                                 r["errors"] or "-"))
+        cpu = "%.1f us" % r["cpu_us"] if r["cpu_us"] else "-"
+        print("%-9s %12.0f %10.3f %10.3f %14s  %s" % (name, r["rps"], r["p50"], r["p99"], cpu,
+                                                      r["errors"] or "-"))
     print()
     print("throughput sidetap/direct  %.2fx   sidetap/haproxy %.2fx   haproxy/direct %.2fx"
           % (s["rps"] / d["rps"], s["rps"] / h["rps"], h["rps"] / d["rps"]))
     print("p99        sidetap/direct  %.2fx   sidetap/haproxy %.2fx"
           % (s["p99"] / d["p99"], s["p99"] / h["p99"]))
+    print("CPU/req    sidetap/haproxy %.2fx" % (s["cpu_us"] / h["cpu_us"]))
     print()
     mib = lambda kib: kib / 1024.0  # noqa: E731
     print("sidetap-proxy RSS: idle %.1f MiB, under load (peak) %.1f MiB, "

@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -212,6 +213,10 @@ class Pod:
         the same gid, a (uid, gid) pair, or "proxy" for 1717:1717)."""
         prefix = ["ip", "netns", "exec", self.ns]
         if nofile:
+            # Raising the hard limit needs CAP_SYS_RESOURCE, which a container may lack.
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            if hard != resource.RLIM_INFINITY:
+                nofile = min(nofile, hard)
             prefix += ["prlimit", "--nofile=%d:%d" % (nofile, nofile), "--"]
         if user is not None:
             uid, gid = ((PROXY_UID, PROXY_GID) if user == "proxy" else
