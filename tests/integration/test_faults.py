@@ -130,20 +130,23 @@ class Faults(ProxyTest):
             self.assertGreaterEqual(dropped, 100 - 40 - 10)
         # The collector comes up: the pod registers and what was kept is shipped.
         self.late.start()
-        ok = common.wait_until(lambda: metric(self.lonely, "sidetap_collector_up") == 1 and
-                               metric(self.lonely, "sidetap_ship_queue_entries") == 0,
-                               timeout=45)
-        self.assertTrue(ok, self.lonely.metrics())
+
+        def settled():
+            # Everything made is shipped (the sink has it all) or counted as dropped; a
+            # batch in flight is neither yet.
+            m = self.lonely.metrics()
+            made = sum(v for k, v in m.items() if k.startswith("sidetap_entries_total{"))
+            dropped = sum(v for k, v in m.items()
+                          if k.startswith("sidetap_entries_dropped_total{"))
+            shipped = m.get("sidetap_entries_shipped_total", 0)
+            return (m.get("sidetap_collector_up") == 1 and shipped + dropped == made and
+                    len(self.late.entries()) == shipped)
+        self.assertTrue(common.wait_until(settled, timeout=45), self.lonely.metrics())
         regs = [r for r in self.late.registrations() if r.get("name") == "lonely"]
         self.assertTrue(regs)
         self.assertEqual((regs[0]["namespace"], regs[0]["ip"], regs[0]["labels"]),
                          ("default", self.lonely.ip, {"app": "lonely"}))
-        m = self.lonely.metrics()
-        shipped = m["sidetap_entries_shipped_total"]
-        self.assertEqual(len(self.late.entries()), shipped)
-        made = sum(v for k, v in m.items() if k.startswith("sidetap_entries_total{"))
-        dropped = sum(v for k, v in m.items() if k.startswith("sidetap_entries_dropped_total{"))
-        self.assertEqual(shipped + dropped, made)
+        self.assertGreater(len(self.late.entries()), 0)
         if common.have_parser("http1"):
             got = [e for e in self.late.entries() if get(e, "request.url") == "/index.html?late=1"]
             self.assertGreater(len(got), 0)
