@@ -7,6 +7,8 @@ usage: test_h2.py --init SIDETAP_INIT --proxy SIDETAP_PROXY [--source-root DIR]
 """
 import os
 import re
+import time
+import unittest
 
 import common
 from common import ProxyTest, get
@@ -59,14 +61,21 @@ class Http2(ProxyTest):
         ok = re.compile(r"(?m)\s200\s+300K /blob.bin$")
         self.assertEqual(len(ok.findall(inj)), 20, inj)
         self.assertEqual(len(ok.findall(direct)), 20, direct)
-        inj, _ = self.nghttp_both("-n -s -m 50 http://HOST:8080/fifty.txt")
-        self.assertEqual(len(re.findall(r"(?m)\s200\s+15 /fifty.txt$", inj)), 50, inj)
         if not common.have_parser("http2"):
             return
-        # Entries are checked on the 50-stream connection: with 100 streams arriving in
-        # one read the parser's per-connection memory (256 KiB) can run out on a loaded
-        # machine and that connection's entries are lost (reported to the lead).
-        out, inn = self.pair(lambda e: get(e, "request.path") == "/fifty.txt" and
+        # Entries, on a 50-stream connection. nghttpd sends its SETTINGS at accept; when
+        # they reach a proxy before the client's preface the connection is reported as
+        # opaque tcp (see test_server_settings_first), so a connection that lost that race
+        # is retried (a few times at most); the checks on the one that won are exact.
+        for attempt in range(6):
+            path = "/fifty.txt?try=%d" % attempt
+            inj, _ = self.nghttp_both("-n -s -m 50 http://HOST:8080" + path)
+            self.assertEqual(len(re.findall(r"(?m)\s200\s+15 /fifty.txt", inj)), 50, inj)
+            time.sleep(1.0)
+            got = [e for e in self.sink.entries() if get(e, "request.url") == path]
+            if len(got) == 100:
+                break
+        out, inn = self.pair(lambda e: get(e, "request.url") == path and
                              get(e, "protocol.name") == "http2", self.client, self.server, 8080,
                              count=50, timeout=30)
         self.assertEqual(len(out), 50)
@@ -76,6 +85,32 @@ class Http2(ProxyTest):
             self.assertEqual(get(e, "request.method"), "GET")
             self.assertEqual(get(e, "response.status"), 200)
             self.assertEqual(get(e, "response.body.data"), "hello over h2c\n")
+
+    # Found by this suite: when the server's first bytes (nghttpd's SETTINGS, sent at
+    # accept) reach the proxy before the client's preface, the connection is reported as
+    # one opaque `tcp` entry and no http2 entries are made. Here the client waits 100 ms
+    # so that order is certain. Remove the decorator once fixed.
+    @unittest.expectedFailure
+    def test_server_settings_first(self):
+        if not common.have_parser("http2"):
+            raise AssertionError("no http2 parser yet")
+        block = b"\x82\x86\x44\x0f/small.txt?late\x41\x02h2"
+        request = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
+                   len(block).to_bytes(3, "big") + b"\x01\x05\x00\x00\x00\x01" + block)
+        s = self.client.connect(self.server.ip, 8080)
+        time.sleep(0.1)
+        s.sendall(request)
+        data = b""
+        while b"hello over h2c" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertIn(b"hello over h2c", data)
+        self.pair(lambda e: get(e, "protocol.name") == "http2" and
+                  get(e, "request.url") == "/small.txt?late", self.client, self.server, 8080,
+                  timeout=5)
 
 
 
