@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -212,6 +213,10 @@ class Pod:
         the same gid, a (uid, gid) pair, or "proxy" for 1717:1717)."""
         prefix = ["ip", "netns", "exec", self.ns]
         if nofile:
+            # Raising the hard limit needs CAP_SYS_RESOURCE, which a container may lack.
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            if hard != resource.RLIM_INFINITY:
+                nofile = min(nofile, hard)
             prefix += ["prlimit", "--nofile=%d:%d" % (nofile, nofile), "--"]
         if user is not None:
             uid, gid = ((PROXY_UID, PROXY_GID) if user == "proxy" else
@@ -565,14 +570,16 @@ class Node:
 
     # -- collector ------------------------------------------------------------------------
 
-    def add_collector(self, name="collector", port=80, token="test-token", sink=None):
+    def add_collector(self, name="collector", port=80, token="test-token", sink=None,
+                      start=True):
         """Starts an entry sink in its own pod (not injected); returns a Collector whose
-        .url and .token go to the proxies."""
+        .url and .token go to the proxies. start=False leaves it down (call .start())."""
         pod = self.add_pod(name, namespace="sidetap", labels={"app": "sidetap-collector"})
         if sink is None:
             full = os.path.join(os.path.dirname(HERE), "lib", "sink.py")
             sink = full if os.path.exists(full) else os.path.join(HERE, "minisink.py")
-        return Collector(self, pod, port, token, sink).start()
+        collector = Collector(self, pod, port, token, sink)
+        return collector.start() if start else collector
 
     # -- host access ----------------------------------------------------------------------
 
