@@ -62,7 +62,11 @@ struct st_conn {
     size_t mem_used;
     char *error;
     struct st_entry *handover; /* see st_conn_set_handover() */
+    uint8_t *server_early;     /* server bytes before the client's first (bounded) */
+    size_t server_early_len;
 };
+
+#define SERVER_EARLY_MAX 4096
 
 static const struct st_proto_ops *module_for(enum st_proto proto)
 {
@@ -235,6 +239,11 @@ static void detect_and_start(struct st_conn *c, const uint8_t *data, size_t len,
     }
     if (c->mode == MODE_PARSING && len > take)
         module_feed(c, ST_DIR_TO_SERVER, data + take, len - take, now_us);
+    if (c->mode == MODE_PARSING && c->server_early_len > 0)
+        module_feed(c, ST_DIR_TO_CLIENT, c->server_early, c->server_early_len, now_us);
+    free(c->server_early);
+    c->server_early = NULL;
+    c->server_early_len = 0;
 }
 
 void st_conn_feed(struct st_conn *c, enum st_dir dir, const uint8_t *data, size_t len,
@@ -247,8 +256,22 @@ void st_conn_feed(struct st_conn *c, enum st_dir dir, const uint8_t *data, size_
     case MODE_DETECTING:
         if (dir == ST_DIR_TO_SERVER) {
             detect_and_start(c, data, len, now_us);
+        } else if (c->detect_len == 0 && c->server_early_len + len <= SERVER_EARLY_MAX) {
+            /* The server spoke first. It may be a greeting the client waits for (then the
+             * relay calls st_conn_client_silent() after its detect window), or a client-first
+             * protocol whose server talks at accept (HTTP/2 SETTINGS): keep the bytes until
+             * the client's first bytes decide. */
+            uint8_t *p = realloc(c->server_early, c->server_early_len + len);
+            if (p == NULL) {
+                begin_opaque(c, MODE_OPAQUE, c->info.start_us);
+                c->opaque_from[0] = c->opaque_from[1] = 0;
+                break;
+            }
+            c->server_early = p;
+            memcpy(p + c->server_early_len, data, len);
+            c->server_early_len += len;
         } else {
-            /* The server spoke before detection could decide: server-first or unknown. */
+            /* Too much from the server, or it answered a partial client hello: opaque. */
             begin_opaque(c, MODE_OPAQUE, c->info.start_us);
             c->opaque_from[0] = 0;
             c->opaque_from[1] = 0;
@@ -267,6 +290,10 @@ void st_conn_client_silent(struct st_conn *c)
 {
     if (c->mode != MODE_DETECTING || c->detect_len > 0) return;
     begin_opaque(c, MODE_OPAQUE, c->info.start_us);
+    c->opaque_from[0] = c->opaque_from[1] = 0; /* the server's greeting counts */
+    free(c->server_early);
+    c->server_early = NULL;
+    c->server_early_len = 0;
 }
 
 static void emit_tcp_entry(struct st_conn *c, enum st_close_reason reason, uint64_t now_us)
@@ -321,6 +348,7 @@ void st_conn_free(struct st_conn *c)
     if (c->ops) c->ops->destroy(c->state);
     destroy_retired(c);
     st_entry_free(c->handover);
+    free(c->server_early);
     free(c->error);
     free(c);
 }

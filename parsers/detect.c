@@ -198,7 +198,8 @@ enum st_proto st_detect(const uint8_t *data, size_t len, uint16_t server_port,
     r[n].proto = ST_PROTO_REDIS, r[n++].v = detect_resp(data, len);
 
     enum verdict http = detect_http1(data, len);
-    enum verdict inline_cmd = detect_redis_inline(data, len);
+    /* Inline commands are plain words ("hello", "ping"): trusted on Redis ports only. */
+    enum verdict inline_cmd = is_redis_port(server_port) ? detect_redis_inline(data, len) : NO;
     if (http == YES && inline_cmd == YES) {
         /* `GET k` or `GET / HTTP/1.1`: the request line decides, the port breaks ties. */
         enum verdict is_http = request_line_is_http(data, len);

@@ -86,11 +86,9 @@ class Http2(ProxyTest):
             self.assertEqual(get(e, "response.status"), 200)
             self.assertEqual(get(e, "response.body.data"), "hello over h2c\n")
 
-    # Found by this suite: when the server's first bytes (nghttpd's SETTINGS, sent at
-    # accept) reach the proxy before the client's preface, the connection is reported as
-    # one opaque `tcp` entry and no http2 entries are made. Here the client waits 100 ms
-    # so that order is certain. Remove the decorator once fixed.
-    @unittest.expectedFailure
+    # Found by this suite: the server's first bytes (nghttpd's SETTINGS, sent at accept)
+    # reaching the proxy before the client's preface made the connection opaque. Here the
+    # client waits 100 ms so that order is certain.
     def test_server_settings_first(self):
         if not common.have_parser("http2"):
             raise AssertionError("no http2 parser yet")

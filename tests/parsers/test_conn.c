@@ -67,6 +67,8 @@ int main(void)
     /* Server-first (SMTP-like banner): decided at once, client bytes counted after. */
     c = new_conn(2525);
     feed_str(c, ST_DIR_TO_CLIENT, "220 mail.example ESMTP\r\n", 1000100);
+    CHECK_INT(st_conn_proto(c), ST_PROTO_UNKNOWN); /* the client may still speak first */
+    st_conn_client_silent(c);                      /* the relay's detect window passed */
     CHECK_INT(st_conn_proto(c), ST_PROTO_TCP);
     feed_str(c, ST_DIR_TO_SERVER, "HELO x\r\n", 1000200);
     st_conn_close(c, ST_CLOSE_RESET, 1000300);
