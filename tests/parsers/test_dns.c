@@ -6,29 +6,12 @@
 #include "capture.h"
 #include "check.h"
 #include "entry_json.h"
+#include "jpath.h"
 #include "parser.h"
-
-/* Walks "a.b.0.c" through objects and arrays; NULL when absent. */
-static json_t *jpath(json_t *j, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok && j; tok = strtok_r(NULL, ".", &save)) {
-        if (json_is_array(j)) j = json_array_get(j, strtoul(tok, NULL, 10));
-        else j = json_object_get(j, tok);
-    }
-    return j;
-}
 
 static const char *jstr(json_t *j, const char *path)
 {
     return json_string_value(jpath(j, path));
-}
-
-static long long jint(json_t *j, const char *path)
-{
-    json_t *v = jpath(j, path);
-    return v ? json_integer_value(v) : -1;
 }
 
 static json_t *replay_file(const char *name, enum st_split split)
