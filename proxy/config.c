@@ -44,7 +44,7 @@ static const struct setting settings[] = {
     {"detect-ms", "SIDETAP_DETECT_MS", K_MS, OFF(detect_ms), "300",
      "client silence (ms) after which a connection is treated as server-first (opaque TCP)"},
     {"buffer-size", "SIDETAP_BUFFER_SIZE", K_SIZE, OFF(buffer_high), "256KiB",
-     "per-direction buffer high watermark (backpressure)"},
+     "bytes per read; at most this is held per direction for a peer that does not read (backpressure)"},
     {"max-connections", "SIDETAP_MAX_CONNECTIONS", K_COUNT, OFF(max_connections), "4096",
      "parsed connections at once; more are relayed without parsing, never refused"},
     {"drain-seconds", "SIDETAP_DRAIN_SECONDS", K_SECONDS, OFF(drain_ms), "5",

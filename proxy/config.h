@@ -17,7 +17,7 @@ struct st_proxy_config {
     unsigned connect_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned detect_ms;        /* client silence after which a connection is server-first */
-    size_t buffer_high;        /* per-direction buffer high watermark */
+    size_t buffer_high;        /* bytes per read = most held per direction (backpressure) */
     unsigned max_connections;  /* parsed connections; more are relayed unparsed */
     unsigned drain_ms;         /* grace period on SIGTERM */
 

@@ -1,9 +1,9 @@
 /* relay.h - one relayed TCP connection: client socket <-> upstream socket.
  *
- * Bytes move as evbuffer chains (no copy) the moment they are read; a view of each chunk
- * is fed to the connection's parser beside the relay. Each direction is bounded by
- * SIDETAP_BUFFER_SIZE (read high watermark + pausing the reader while the peer's output
- * is full). A FIN is passed on with shutdown(SHUT_WR) once the peer's output drained
+ * Bytes read are sent to the peer at once (recv into a shared scratch buffer, send),
+ * then fed to the connection's parser; only what the peer's socket does not take is kept,
+ * and the source is not read again until it is written (backpressure: at most one read,
+ * SIDETAP_BUFFER_SIZE, held per direction). A FIN is passed on with shutdown(SHUT_WR) once the peer's output drained
  * while the other direction keeps flowing; a reset (or a refused/timed out upstream
  * connect) reaches the other side as a reset (SO_LINGER {1,0}). */
 #ifndef SIDETAP_PROXY_RELAY_H

@@ -153,6 +153,32 @@ def hold_connections(pod, ip, port, n, request=None):
     return socks
 
 
+def count_syscalls(client, url, pid, args):
+    """Syscalls per request of process `pid` (all threads) over one wrk run under strace -c."""
+    import signal
+    import subprocess
+    import tempfile
+    with tempfile.NamedTemporaryFile(prefix="bench-strace-", suffix=".txt", delete=False) as f:
+        out = f.name
+    st = subprocess.Popen(["strace", "-c", "-f", "-q", "-o", out, "-p", str(pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = client.run(["wrk", "-t1", "-c%d" % args.connections, "-d%ds" % args.strace, url],
+                   timeout=args.strace + 60, nofile=20000)
+    st.send_signal(signal.SIGINT)
+    st.wait(30)
+    requests = max(parse_wrk(r.stdout)["requests"], 1)
+    per = {}
+    with open(out) as f:
+        for line in f:
+            cols = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(cols) >= 5 and cols[3].isdigit() and cols[-1] != "total":
+                per[cols[-1]] = int(cols[3]) / requests
+    os.unlink(out)
+    return sum(per.values()), per
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--proxy", required=True)
@@ -162,6 +188,9 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--size", type=int, default=612, help="response body bytes")
     ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--strace", type=int, default=0, metavar="SECONDS",
+                    help="also count haproxy's and sidetap-proxy's syscalls per request over one "
+                         "extra wrk run of SECONDS under strace -c (slows that run; not in the medians)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_proxy: needs root (network namespaces)")
@@ -243,6 +272,11 @@ def main():
             results[name]["peak_rss"] = max(r["peak_rss"] for r in rs)
             results[name]["errors"] = " ".join(r["errors"] for r in rs if r["errors"])
 
+        syscalls = {}
+        if args.strace:
+            for name, url, pid in targets[1:]:
+                syscalls[name] = count_syscalls(client, url, pid, args)
+
         metrics = tapped.metrics()
         entries = sum(v for k, v in metrics.items() if k.startswith("sidetap_entries_total{"))
         shipped = metrics.get("sidetap_entries_shipped_total", 0)
@@ -300,6 +334,9 @@ def main():
     print("haproxy RSS:       idle %.1f MiB, under load (peak) %.1f MiB, %d connections %.1f MiB"
           % (mib(hap_idle), mib(h["peak_rss"]), args.idle, mib(hap_conns)))
     print("entries: %d made, %d shipped, %d dropped" % (entries, shipped, dropped))
+    for name, (total, per) in syscalls.items():
+        print("%-8s syscalls/request %.2f: %s" % (name, total, ", ".join(
+            "%s %.2f" % (call, n) for call, n in sorted(per.items(), key=lambda kv: -kv[1]) if n >= 0.01)))
     print()
     targets_met = [
         ("throughput >= 1.0x haproxy", s["rps"] >= h["rps"]),

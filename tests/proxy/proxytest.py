@@ -44,8 +44,9 @@ POD_ENV = {
 }
 
 # Ports redirected to the outbound listener (as sidetap-init would for all TCP).
-OUT_PORTS = "8080,7000,7001,7002,8086"
+OUT_PORTS = "8080,7000,7001,7002,7003,8086,8087"
 DIRECT_PORT = 8085  # not redirected: the "without the proxy" path
+BLACKHOLE_PORT = 8087  # the proxy's SYNs to it are dropped (connect timeout)
 IN_PORT = 9090      # redirected to the inbound listener
 SINK_PORT = 18080
 
@@ -616,6 +617,88 @@ def t_backpressure(env):
     eq(env.stop(p), 0, "exit code")
 
 
+def t_slow_peers(env):
+    """Peers that take bytes slower than they arrive: the proxy's writes are partial and
+    the rest waits for EV_WRITE; every byte arrives once, in order, both directions."""
+    env.servers("http:8080", "slowsink:7003")
+    p = env.proxy(collector=False, env={"SIDETAP_BUFFER_SIZE": "64KiB"})
+    # download to a client with a small window that reads in small steps, with pauses
+    size = 6 << 20
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s.settimeout(30)
+    s.connect((POD_IP, 8080))
+    s.sendall(b"GET /blob?size=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % size)
+    got = bytearray()
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+        if len(got) % (256 << 10) < 4096:
+            time.sleep(0.002)
+    s.close()
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    eq(len(body), size, "download length")
+    eq(hashlib.sha256(body).hexdigest(), hashlib.sha256(blob(size)).hexdigest(), "download sha256")
+    # upload to a server that reads slowly
+    data = blob(4 << 20)
+    s = socket.create_connection((POD_IP, 7003), timeout=30)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    answer = recv_all(s)
+    s.close()
+    eq(answer.decode(), "got %d %s\n" % (len(data), hashlib.sha256(data).hexdigest()), "upload as the server saw it")
+    wait_for(lambda: metrics()['sidetap_connections_open{direction="outbound"}'] == 0, 10, "connections closed")
+    m = metrics()
+    check(m['sidetap_bytes_total{direction="outbound",flow="to_client"}'] >= size, "bytes to client counted")
+    eq(m['sidetap_bytes_total{direction="outbound",flow="to_server"}'] >= len(data), True, "bytes to server counted")
+    eq(m['sidetap_resets_total{direction="outbound"}'], 0, "no resets")
+    eq(env.stop(p), 0, "exit code")
+
+
+def t_timeouts(env):
+    """Idle timeout: a connection quiet for SIDETAP_IDLE_TIMEOUT is closed, one that keeps
+    moving bytes is not. Connect timeout: an upstream that never answers the SYN -> the
+    client gets a reset after SIDETAP_CONNECT_TIMEOUT."""
+    env.servers("banner:7001")
+    p = env.proxy(collector=False, env={"SIDETAP_IDLE_TIMEOUT": "1", "SIDETAP_CONNECT_TIMEOUT": "1"})
+    quiet = socket.create_connection((POD_IP, 7001), timeout=10)
+    busy = socket.create_connection((POD_IP, 7001), timeout=10)
+    qf, bf = quiet.makefile("rb"), busy.makefile("rb")
+    eq(qf.readline(), b"220 sidetap-test ready\r\n", "banner (quiet)")
+    eq(bf.readline(), b"220 sidetap-test ready\r\n", "banner (busy)")
+    t0 = time.time()
+    for i in range(8):  # 2.4 s of traffic every 0.3 s: never 1 s idle
+        busy.sendall(b"ping %d\r\n" % i)
+        eq(bf.readline(), b"ping %d\r\n" % i, "echo %d" % i)
+        time.sleep(0.3)
+    eq(qf.readline(), b"", "the quiet connection was closed")
+    waited = time.time() - t0
+    check(waited < 5, "closed after %.1fs" % waited)
+    busy.sendall(b"still here\r\n")
+    eq(bf.readline(), b"still here\r\n", "the busy connection still relays")
+    m = metrics()
+    eq(m['sidetap_timeouts_total{kind="idle"}'], 1, "idle timeouts")
+    for f in (qf, bf, quiet, busy):
+        f.close()
+    # connect timeout
+    t0 = time.time()
+    s = socket.create_connection((POD_IP, BLACKHOLE_PORT), timeout=10)
+    try:
+        d = s.recv(10)
+        raise Failure("expected a reset after the connect timeout, got %r" % d)
+    except ConnectionResetError:
+        pass
+    took = time.time() - t0
+    check(0.8 < took < 5, "reset after %.2fs, expected about 1s" % took)
+    s.close()
+    m = metrics()
+    eq(m['sidetap_timeouts_total{kind="connect"}'], 1, "connect timeouts")
+    eq(m['sidetap_connect_failures_total{direction="outbound"}'], 1, "connect failures")
+    eq(env.stop(p), 0, "exit code")
+
+
 def t_self_connect(env):
     """A connection straight to the listener (its original destination is the listener)
     is closed and counted instead of looping."""
@@ -684,6 +767,8 @@ SCENARIOS = {
     "ipv6": t_ipv6,
     "capture-limits": t_capture_limits,
     "backpressure": t_backpressure,
+    "slow-peers": t_slow_peers,
+    "timeouts": t_timeouts,
     "bad-config": t_bad_config,
 }
 
@@ -734,6 +819,9 @@ def outside(name):
         sh(*ipt, "-p", "tcp", *own, "--dport", str(IN_PORT), "-j", "REDIRECT", "--to-ports", "16006")
         sh(*ipt, "-p", "udp", *own, "-d", POD_IP, "--dport", "53", "-j", "REDIRECT", "--to-ports", "16053")
         sh(*ipt, "-p", "tcp", *own, "-d", POD_IP, "--dport", "53", "-j", "REDIRECT", "--to-ports", "16053")
+        # the proxy's own SYNs to BLACKHOLE_PORT vanish: its connect can only time out
+        sh(*nx, "iptables", "-w", "-A", "OUTPUT", "-p", "tcp", "--dport", str(BLACKHOLE_PORT), "-m", "owner",
+           "--uid-owner", "1717", "-j", "DROP")
         ip6 = nx + ["ip6tables", "-w", "-t", "nat", "-A", "OUTPUT"]
         sh(*ip6, "-p", "tcp", *own, "-m", "multiport", "--dports", OUT_PORTS, "-j", "REDIRECT", "--to-ports", "16001")
         with open(os.path.join(tmp, "resolv.conf"), "w") as f:

@@ -9,6 +9,8 @@ http     GET /blob?size=N   N deterministic bytes (blob(N)); header X-Peer-Port 
          POST /echo         answers the request body
 eofecho  reads until the client's FIN, then answers "got N sha256\n" + blob(1 MiB) and
          closes: works only if half-close is passed on
+slowsink reads slowly (small receive buffer, 4 KiB reads, pauses) until the client's FIN,
+         then answers "got N sha256\n": the proxy's writes to it are partial
 banner   server-first: sends "220 sidetap-test ready\r\n" at once, then echoes lines
 reset    reads one chunk, then closes with a reset (SO_LINGER 0)
 """
@@ -83,6 +85,28 @@ class EofEcho(socketserver.BaseRequestHandler):
         self.request.sendall(b"got %d %s\n" % (n, h.hexdigest().encode()) + blob(1 << 20))
 
 
+class SlowSink(socketserver.BaseRequestHandler):
+    def handle(self):
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = self.request.recv(4096)
+            if not d:
+                break
+            n += len(d)
+            h.update(d)
+            if n % (64 << 10) < 4096:
+                time.sleep(0.002)
+        self.request.sendall(b"got %d %s\n" % (n, h.hexdigest().encode()))
+
+
+class SmallBufServer(Stream):
+    def server_bind(self):
+        # inherited by accepted sockets: the kernel window stays small
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        super().server_bind()
+
+
 class Banner(socketserver.BaseRequestHandler):
     def handle(self):
         self.request.sendall(b"220 sidetap-test ready\r\n")
@@ -111,6 +135,8 @@ def main():
             cls = type("Server", (ThreadingHTTPServer,), {"allow_reuse_address": True, "daemon_threads": True,
                                                           "address_family": socket.AF_INET6 if kind == "http6" else socket.AF_INET})
             srv = cls(("::" if kind == "http6" else "0.0.0.0", port), Http)
+        elif kind == "slowsink":
+            srv = SmallBufServer(("0.0.0.0", port), SlowSink)
         else:
             srv = Stream(("0.0.0.0", port), {"eofecho": EofEcho, "banner": Banner, "reset": Reset}[kind])
         servers.append(srv)
