@@ -3,7 +3,7 @@
  * Parsers fill a struct st_entry and hand it to the connection's callback. Everything an
  * entry points to lives in its own arena, so st_entry_free() releases it all at once and
  * an entry can cross threads or queues by pointer. JSON is made later, off the data path,
- * by st_entry_to_json() (entry_json.h). The JSON shape is documented in docs/entries.md. */
+ * by st_entry_json_write() (entry_json.h). The JSON shape is documented in docs/entries.md. */
 #ifndef SIDETAP_ENTRY_H
 #define SIDETAP_ENTRY_H
 

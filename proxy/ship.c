@@ -3,8 +3,10 @@
  * Queue: a singly linked list of items allocated in each entry's own arena, so queueing
  * costs no malloc of its own. Bounded by entries and bytes; the oldest go first.
  * One batch and one registration request can be in flight at once; a batch is never
- * sent before the pod is registered. JSON is made here, in the batch timer, with
- * json_dump_callback appending into one body buffer reused for every batch. */
+ * sent before the pod is registered. JSON is made here, in the batch timer:
+ * st_entry_json_write() appends each entry's text straight into the batch body, one
+ * buffer reused for every batch and handed to libevent by reference, so an entry's JSON
+ * is written once and never copied on its way to the socket. */
 #include "ship.h"
 
 #include <errno.h>
@@ -33,17 +35,12 @@ struct item {
     bool outgoing;
 };
 
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
 enum req_kind { REQ_REGISTER, REQ_ENTRIES };
 
 struct request {
     struct st_ship *ship;
     enum req_kind kind;
-    struct buf body;
+    struct st_json_buf body;
     bool busy;        /* in flight or waiting for a retry */
     bool in_flight;
     unsigned attempt; /* failures in a row */
@@ -60,7 +57,7 @@ struct st_ship {
     size_t count, bytes;
     struct event *batch_timer;
     bool batch_armed;
-    struct buf line; /* file mode */
+    struct st_json_buf line; /* file mode */
     FILE *file;
 
     /* The collector: one keep-alive HTTP/1.1 connection (libevent's evhttp client, with
@@ -84,27 +81,6 @@ struct st_ship {
 };
 
 static void pump(struct st_ship *s);
-
-static int buf_reserve(struct buf *b, size_t more)
-{
-    if (b->len + more <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more) cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (p == NULL) return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_add(const char *data, size_t len, void *arg)
-{
-    struct buf *b = arg;
-    if (buf_reserve(b, len) < 0) return -1;
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return 0;
-}
 
 static void item_drop(struct st_ship *s, enum st_drop why)
 {
@@ -164,7 +140,7 @@ void st_ship_push(struct st_ship *s, struct st_entry *e, bool outgoing, const ch
 
 /* Appends the JSON of the queue head to `b` and frees it. -1 when it could not be made
  * (counted, the entry is gone either way). */
-static int take_head(struct st_ship *s, struct buf *b)
+static int take_head(struct st_ship *s, struct st_json_buf *b)
 {
     struct item *it = s->head;
     s->head = it->next;
@@ -179,13 +155,9 @@ static int take_head(struct st_ship *s, struct buf *b)
         .src = it->outgoing ? &s->pod->id : NULL,
         .dst = it->outgoing ? (it->peer_name ? &peer : NULL) : &s->pod->id,
     };
-    json_t *j = st_entry_to_json(it->entry, &ctx);
-    size_t mark = b->len;
-    int rc = j ? json_dump_callback(j, buf_add, b, JSON_COMPACT) : -1;
-    json_decref(j);
+    int rc = st_entry_json_write(b, it->entry, &ctx); /* leaves b as it was on failure */
     st_entry_free(it->entry);
     if (rc < 0) {
-        b->len = mark;
         st_metrics.dropped[ST_DROP_SERIALIZE]++;
         return -1;
     }
@@ -199,7 +171,7 @@ static void write_file(struct st_ship *s)
     while (s->head != NULL) {
         s->line.len = 0;
         if (take_head(s, &s->line) < 0) continue;
-        buf_add("\n", 1, &s->line);
+        if (st_json_buf_append(&s->line, "\n", 1) < 0) continue;
         fwrite(s->line.data, 1, s->line.len, s->file);
     }
     fflush(s->file);
@@ -234,7 +206,7 @@ static void start_register(struct st_ship *s)
     if (r->busy) return;
     json_t *j = st_pod_register_json(s->pod);
     r->body.len = 0;
-    if (j == NULL || json_dump_callback(j, buf_add, &r->body, JSON_COMPACT) < 0) {
+    if (j == NULL || json_dump_callback(j, st_json_buf_dump_cb, &r->body, JSON_COMPACT) < 0) {
         json_decref(j);
         r->busy = true;
         timer_after(r->retry_timer, 1000);
@@ -249,10 +221,10 @@ static void start_batch(struct st_ship *s)
     struct request *r = &s->batch;
     r->body.len = 0;
     r->n_entries = 0;
-    buf_add("{\"entries\":[", 12, &r->body);
+    if (st_json_buf_append(&r->body, "{\"entries\":[", 12) < 0) return;
     while (s->head != NULL && r->n_entries < s->cfg->batch_entries && r->body.len < s->cfg->batch_bytes) {
         size_t mark = r->body.len;
-        if (r->n_entries > 0) buf_add(",", 1, &r->body);
+        if (r->n_entries > 0 && st_json_buf_append(&r->body, ",", 1) < 0) break;
         if (take_head(s, &r->body) < 0) {
             r->body.len = mark;
             continue;
@@ -260,7 +232,7 @@ static void start_batch(struct st_ship *s)
         r->n_entries++;
     }
     if (r->n_entries == 0) return;
-    if (buf_add("]}", 2, &r->body) < 0) {
+    if (st_json_buf_append(&r->body, "]}", 2) < 0) {
         st_metrics.dropped[ST_DROP_SERIALIZE] += r->n_entries;
         r->n_entries = 0;
         return;
@@ -537,7 +509,7 @@ static int request_init(struct st_ship *s, struct request *r, enum req_kind kind
 static void request_free(struct request *r)
 {
     if (r->retry_timer) event_free(r->retry_timer);
-    free(r->body.data);
+    st_json_buf_free(&r->body);
 }
 
 struct st_ship *st_ship_new(struct event_base *base, const struct st_proxy_config *cfg, const struct st_pod *pod)
@@ -594,7 +566,7 @@ void st_ship_free(struct st_ship *s)
     if (s->trim_timer) event_free(s->trim_timer);
     if (s->flush_deadline) event_free(s->flush_deadline);
     if (s->file) fclose(s->file);
-    free(s->line.data);
+    st_json_buf_free(&s->line);
     free(s->host_header);
     free(s->auth);
     free(s->entries_path);

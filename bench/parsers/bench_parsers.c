@@ -8,8 +8,9 @@
  * synthetic HTTP/1 traffic (many small pipelined request/response pairs; 60 KB bodies, all
  * captured; one 1 GiB body with Content-Length and one chunked, far beyond the capture cap,
  * where llhttp skips body bytes by length and they are only counted); and the cost of
- * JSON for the small-pair entries (st_entry_to_json + json_dump_callback into a reused
- * buffer), which the proxy pays off the data path. Entries are freed as they come, so
+ * JSON for the small-pair entries, which the proxy pays off the data path: the writer
+ * (st_entry_json_write into a reused buffer, what the proxy runs) next to the jansson
+ * tree + json_dump_callback it replaced (tests/lib/entry_oracle.h), for comparison. Entries are freed as they come, so
  * parsing figures exclude JSON. Every loop is bounded by a count and by time. */
 #include <dirent.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "capture.h"
+#include "entry_oracle.h"
 #include "entry_json.h"
 #include "parser.h"
 
@@ -355,7 +357,7 @@ static int sink_add(const char *buffer, size_t size, void *data)
     return 0;
 }
 
-static void bench_json(const struct buf *req, const struct buf *resp)
+static void bench_json(const struct buf *req, const struct buf *resp, bool tree)
 {
     struct st_parse_config cfg;
     st_parse_config_init(&cfg);
@@ -367,25 +369,35 @@ static void bench_json(const struct buf *req, const struct buf *resp)
     st_conn_free(c);
 
     struct sink sink = {0};
+    struct st_json_buf out = {0};
     struct st_json_context ctx = {.id = "1042", .outgoing = true, .reporter_node = "node-1"};
     uint64_t done = 0, bytes = 0;
     double t0 = now_s(), t = t0;
     while (done < 10000000 && t - t0 < seconds_per_case * 2) {
         for (size_t i = 0; i < ctr.kept; i++) {
-            json_t *j = st_entry_to_json(list[i], &ctx);
-            sink.len = 0;
-            json_dump_callback(j, sink_add, &sink, JSON_COMPACT);
-            bytes += sink.len;
-            json_decref(j);
+            if (tree) {
+                json_t *j = oracle_entry_json(list[i], &ctx);
+                sink.len = 0;
+                json_dump_callback(j, sink_add, &sink, JSON_COMPACT);
+                bytes += sink.len;
+                json_decref(j);
+            } else {
+                out.len = 0;
+                st_entry_json_write(&out, list[i], &ctx);
+                bytes += out.len;
+            }
         }
         done += ctr.kept;
         t = now_s();
     }
-    printf("%-34s %9.1f MB/s %12.0f entries/s (%.0f bytes per entry)\n",
-           "json: small-pair entries", (double)bytes / (t - t0) / 1e6, (double)done / (t - t0),
+    double secs = t - t0;
+    printf("%-34s %9.1f MB/s %12.0f entries/s %6.0f ns/entry (%.0f bytes per entry)\n",
+           tree ? "json: small pairs, jansson tree" : "json: small pairs, writer",
+           (double)bytes / secs / 1e6, (double)done / secs, done ? secs * 1e9 / (double)done : 0.0,
            done ? (double)bytes / (double)done : 0.0);
     for (size_t i = 0; i < ctr.kept; i++) st_entry_free(list[i]);
     free(sink.data);
+    st_json_buf_free(&out);
 }
 
 int main(int argc, char **argv)
@@ -401,7 +413,8 @@ int main(int argc, char **argv)
     if (wanted("synthetic: captured bodies")) bench_captured_bodies();
     if (wanted("synthetic: large body")) bench_large_body(false);
     if (wanted("synthetic: large chunked body")) bench_large_body(true);
-    if (wanted("json")) bench_json(&req, &resp);
+    if (wanted("json: small pairs, writer")) bench_json(&req, &resp, false);
+    if (wanted("json: small pairs, jansson tree")) bench_json(&req, &resp, true);
     free(req.data);
     free(resp.data);
     return 0;
