@@ -347,6 +347,7 @@ void st_conn_free(struct st_conn *c)
     if (c == NULL) return;
     if (c->ops) c->ops->destroy(c->state);
     destroy_retired(c);
+    if (c->handover != NULL) st_conn_count_dropped(c, ST_LIMIT_OUT_OF_MEMORY, 1); /* no module took it */
     st_entry_free(c->handover);
     free(c->server_early);
     free(c->error);
@@ -373,10 +374,37 @@ const struct st_parse_config *st_conn_config(const struct st_conn *c)
     return c->config;
 }
 
+const char *st_parse_limit_name(enum st_parse_limit why)
+{
+    switch (why) {
+    case ST_LIMIT_CONN_MEMORY: return "conn_memory";
+    case ST_LIMIT_PENDING: return "pending_limit";
+    case ST_LIMIT_OUT_OF_MEMORY: return "out_of_memory";
+    case ST_LIMIT_PARSE_STOPPED: return "parse_stopped";
+    case ST_LIMIT_COUNT: break;
+    }
+    return "unknown";
+}
+
+void st_conn_count_dropped(struct st_conn *c, enum st_parse_limit why, uint64_t n)
+{
+    struct st_parse_stats *st = c->config->stats;
+    if (st != NULL && (unsigned)why < ST_LIMIT_COUNT) st->dropped[why] += n;
+}
+
+void st_conn_count_unanswered(struct st_conn *c, enum st_parse_limit why, uint64_t n)
+{
+    struct st_parse_stats *st = c->config->stats;
+    if (st != NULL && (unsigned)why < ST_LIMIT_COUNT) st->unanswered[why] += n;
+}
+
 struct st_entry *st_conn_entry_new(struct st_conn *c, enum st_proto proto)
 {
     struct st_entry *e = st_entry_new(proto);
-    if (e == NULL) return NULL;
+    if (e == NULL) {
+        st_conn_count_dropped(c, ST_LIMIT_OUT_OF_MEMORY, 1);
+        return NULL;
+    }
     e->client = c->info.client;
     e->server = c->info.server;
     e->budget = c->config->budget;

@@ -300,6 +300,7 @@ static int req_message_begin(llhttp_t *p)
     struct st_entry *e = st_conn_entry_new(h->conn, ST_PROTO_HTTP);
     struct exchange *x = e ? st_arena_alloc(&e->arena, sizeof(*x)) : NULL;
     if (x == NULL) {
+        if (e != NULL) st_conn_count_dropped(h->conn, ST_LIMIT_OUT_OF_MEMORY, 1);
         st_entry_free(e);
         h->cb_error = "out of memory";
         return -1;
@@ -508,14 +509,24 @@ static int fail(struct http1 *h, struct side *s, const char *what)
 {
     uint64_t at = s->offset; /* the parser stopped there */
     const char *dir = s->dir == ST_DIR_TO_SERVER ? "request" : "response";
+    /* What is lost is counted, by the limit that stopped parsing (if one did). */
+    const char *cause = h->cb_error ? h->cb_error : "";
+    enum st_parse_limit why = !strcmp(cause, "connection memory limit exceeded") ? ST_LIMIT_CONN_MEMORY
+                              : !strcmp(cause, "out of memory")                 ? ST_LIMIT_OUT_OF_MEMORY
+                              : !strcmp(cause, "too many requests waiting for a response")
+                                  ? ST_LIMIT_PENDING
+                                  : ST_LIMIT_PARSE_STOPPED;
+    if (why == ST_LIMIT_PENDING) st_conn_count_dropped(h->conn, why, 1); /* never got an exchange */
     while (h->head) {
         struct exchange *x = pop_head(h);
         if (x->req_done) {
             struct st_entry *e = x->entry;
             e->end_us = h->now_us;
             st_entry_set_error(e, "no response parsed: %s stream unparsable", dir);
+            st_conn_count_unanswered(h->conn, why, 1);
             emit(h, x);
         } else {
+            st_conn_count_dropped(h->conn, why, 1);
             free_exchange(h, x);
         }
     }

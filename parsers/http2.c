@@ -124,12 +124,16 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id, struct st_entry *e
     size_t cost = sizeof(struct h2_stream) + (e ? st_entry_mem(e) : 0);
     if (h->nstreams == H2_MAX_STREAMS || st_conn_mem_charge(h->conn, cost) < 0) {
         h->streams_dropped++;
+        if (e != NULL) /* (without an entry, its loss was counted when it was made) */
+            st_conn_count_dropped(h->conn, h->nstreams == H2_MAX_STREAMS ? ST_LIMIT_PENDING
+                                                                       : ST_LIMIT_CONN_MEMORY, 1);
         st_entry_free(e);
         return NULL;
     }
     struct h2_stream *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         st_conn_mem_refund(h->conn, cost);
+        if (e != NULL) st_conn_count_dropped(h->conn, ST_LIMIT_OUT_OF_MEMORY, 1);
         st_entry_free(e);
         return NULL;
     }
@@ -780,7 +784,12 @@ static void h2_destroy(void *state)
 {
     struct h2 *h = state;
     if (h == NULL) return;
-    while (h->nstreams > 0) stream_remove(h, h->streams[h->nstreams - 1]);
+    /* Streams left here (close() finishes them all) were open when parsing stopped. */
+    while (h->nstreams > 0) {
+        struct h2_stream *s = h->streams[h->nstreams - 1];
+        if (s->e != NULL) st_conn_count_dropped(h->conn, ST_LIMIT_PARSE_STOPPED, 1);
+        stream_remove(h, s);
+    }
     for (int d = 0; d < 2; d++) {
         if (h->dir[d].inf) nghttp2_hd_inflate_del(h->dir[d].inf);
         free(h->dir[d].block);

@@ -45,6 +45,26 @@ struct st_mem_budget {
     uint64_t entries_skipped;  /* entries not made because of the budget */
 };
 
+/* Why a parser made an entry without its response, or made none at all. Every bound a
+ * parser applies maps to one of these, so nothing is lost without a count. */
+enum st_parse_limit {
+    ST_LIMIT_CONN_MEMORY = 0, /* the connection's parser memory (conn_mem_max) is spent */
+    ST_LIMIT_PENDING,         /* too many exchanges waiting for their response */
+    ST_LIMIT_OUT_OF_MEMORY,   /* an allocation failed */
+    ST_LIMIT_PARSE_STOPPED,   /* the exchange was being parsed when parsing stopped */
+    ST_LIMIT_COUNT
+};
+
+/* "conn_memory", "pending_limit", "out_of_memory", "parse_stopped": metrics labels. */
+const char *st_parse_limit_name(enum st_parse_limit why);
+
+/* Counters shared by every connection of one process, like st_mem_budget. */
+struct st_parse_stats {
+    uint64_t dropped[ST_LIMIT_COUNT];    /* entries not made at all */
+    uint64_t unanswered[ST_LIMIT_COUNT]; /* entries made without their response (the reply
+                                            could not be waited for) */
+};
+
 struct st_parse_config {
     size_t body_cap;               /* max captured bytes per body (default 64 KiB) */
     size_t conn_mem_max;           /* max parser state per connection (default 256 KiB) */
@@ -52,6 +72,7 @@ struct st_parse_config {
     const char *const *redact;     /* NULL-terminated header names (case-insensitive);
                                       NULL = st_default_redact */
     struct st_mem_budget *budget;  /* may be NULL: no shared budget */
+    struct st_parse_stats *stats;  /* may be NULL: losses are not counted */
 };
 
 extern const char *const st_default_redact[];

@@ -34,8 +34,13 @@ const struct st_conn_info *st_conn_info(const struct st_conn *conn);
 const struct st_parse_config *st_conn_config(const struct st_conn *conn);
 
 /* New entry stamped with the connection's endpoints and the given protocol; NULL when
- * out of memory or the shared budget refuses it (counted). */
+ * out of memory (counted as a dropped entry). */
 struct st_entry *st_conn_entry_new(struct st_conn *conn, enum st_proto proto);
+
+/* A module lost `n` entries (`dropped`), or made them without their response, because
+ * of a limit: counted in the config's st_parse_stats. */
+void st_conn_count_dropped(struct st_conn *conn, enum st_parse_limit why, uint64_t n);
+void st_conn_count_unanswered(struct st_conn *conn, enum st_parse_limit why, uint64_t n);
 /* Hands a finished entry to the connection's callback. */
 void st_conn_emit(struct st_conn *conn, struct st_entry *entry);
 

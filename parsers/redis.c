@@ -33,7 +33,10 @@
 #define REDIS_ELEM_KEEP 4      /* top-level elements kept (command name, key, ...) */
 #define REDIS_ARG_MAX 256      /* bytes kept of each of those elements */
 #define REDIS_RENDER_MAX 200   /* bytes of the short rendering of a reply */
-#define REDIS_MAX_PENDING 4096 /* commands awaiting replies that we keep entries for */
+#define REDIS_NAME_MAX 64       /* bytes kept of a command or subcommand name */
+/* Commands awaiting replies that are kept (conn_mem_max usually binds first); the
+ * replies of more are skipped and their entries made at once, without the reply. */
+#define REDIS_MAX_PENDING 16384
 #define RDB_MARK_LEN 40        /* diskless sync: $EOF:<40 bytes> ... <40 bytes> */
 /* hiredis 0.14 buffers a whole message before returning it: a message that grows past
  * this many bytes is handed to the streaming tokenizer instead (memory bound). */
@@ -121,23 +124,44 @@ enum cmd_kind {
     K_SYNC,        /* PSYNC/SYNC: +FULLRESYNC then an RDB, or SYNC's bare RDB */
     K_HELLO, /* HELLO <protover>: a successful reply switches RESP2/RESP3 */
     K_RESET,
+    K_GAP,   /* not a command: `left` replies of commands that were not kept */
 };
 
+/* What an entry needs of a command. Built from a value (pointing into it), or kept in a
+ * pending command's blob (pointing there). */
+struct cmd {
+    const char *name;    /* upper case, NUL-terminated */
+    const char *key;     /* NULL: no key */
+    const char *sub;     /* upper-case subcommand (CONFIG GET...), or NULL */
+    const uint8_t *body; /* the command's first bytes as on the wire (capture) */
+    size_t name_len, key_len, sub_len, body_len;
+    uint64_t nargs; /* arguments after the name */
+    uint64_t wire;  /* bytes on the wire */
+    uint64_t start_us;
+    bool is_inline;
+};
+
+/* A command waiting for its reply. Until the reply comes it holds only the strings its
+ * entry needs, in one blob (a pipelined GET costs ~100 bytes, not an entry's ~2 KiB), so a
+ * pipeline of thousands of commands fits in conn_mem_max. The entry is made when the
+ * first reply arrives (subscriptions get several). */
 struct pending {
     struct st_entry *e;
-    size_t charged;
-    enum cmd_kind kind;
+    uint8_t *blob; /* name\0 key\0 sub\0 body */
+    uint64_t start_us, wire;
     int64_t left; /* replies still expected; -1: until the subscription count is 0 */
-    bool replied;
-    int hello_proto;
+    uint32_t nargs, key_len, body_len, charged;
+    uint8_t name_len, sub_len;
+    uint8_t kind;      /* enum cmd_kind */
+    bool has_key, has_sub, is_inline;
+    int8_t hello_proto;
 };
 
 struct redis {
     struct st_conn *conn;
     struct reader rd[2];
-    struct pending *q; /* ring of commands awaiting replies */
-    size_t qhead, qlen, qcap;
-    uint64_t untracked; /* commands beyond the queue: their replies are skipped */
+    struct pending *q; /* ring of commands awaiting replies, and gaps */
+    size_t qhead, qlen, qcap, qcharged;
     bool resp3, subscribed, monitor, replication, reply_off;
     int reply_skip;
     struct st_entry *sync_entry; /* PSYNC/SYNC waiting for its RDB */
@@ -906,6 +930,7 @@ static void set_int(json_t *o, const char *k, json_int_t v)
     json_object_set_new_nocheck(o, k, json_integer(v));
 }
 
+/* NULL when out of memory (counted). */
 static struct st_entry *new_entry(struct redis *s)
 {
     struct st_entry *e = st_conn_entry_new(s->conn, ST_PROTO_REDIS);
@@ -914,50 +939,75 @@ static struct st_entry *new_entry(struct redis *s)
     e->section = json_object();
     if (e->section == NULL) {
         st_entry_free(e);
+        st_conn_count_dropped(s->conn, ST_LIMIT_OUT_OF_MEMORY, 1);
         return NULL;
     }
     return e;
 }
 
-/* An entry for a command value; NULL when it is not a command or out of memory. */
-static struct st_entry *command_entry(struct redis *s, const struct value *v, char *cmd, size_t cmd_size)
+/* The command in a value; false when it has no elements. `name` and `sub` are buffers
+ * of REDIS_NAME_MAX bytes for the upper-cased strings. */
+static bool cmd_from_value(struct cmd *c, const struct value *v, char *name, char *sub)
 {
-    if (v->nchildren == 0) return NULL;
-    const struct elem *name = &v->elem[0];
-    size_t n = name->len < cmd_size - 1 ? name->len : cmd_size - 1;
-    for (size_t i = 0; i < n; i++) cmd[i] = (char)toupper((unsigned char)name->data[i]);
-    cmd[n] = '\0';
+    if (v->nchildren == 0) return false;
+    memset(c, 0, sizeof(*c));
+    const struct elem *el = &v->elem[0];
+    size_t n = el->len < REDIS_NAME_MAX - 1 ? el->len : REDIS_NAME_MAX - 1;
+    for (size_t i = 0; i < n; i++) name[i] = (char)toupper((unsigned char)el->data[i]);
+    name[n] = '\0';
+    c->name = name;
+    c->name_len = strlen(name); /* a NUL inside the name ends it */
+    int k = key_index(v, name);
+    if (k > 0 && v->nchildren > (uint64_t)k && k < REDIS_ELEM_KEEP) {
+        c->key = v->elem[k].data;
+        c->key_len = v->elem[k].len;
+    }
+    if (in_list(container_commands, name) && v->nchildren > 1) {
+        size_t m = v->elem[1].len < REDIS_NAME_MAX - 1 ? v->elem[1].len : REDIS_NAME_MAX - 1;
+        for (size_t i = 0; i < m; i++) sub[i] = (char)toupper((unsigned char)v->elem[1].data[i]);
+        sub[m] = '\0';
+        c->sub = sub;
+        c->sub_len = m;
+    }
+    c->body = v->cap;
+    c->body_len = v->cap_len;
+    c->nargs = v->nchildren - 1;
+    c->wire = v->wire;
+    c->start_us = v->start_us;
+    c->is_inline = v->is_inline;
+    return true;
+}
+
+/* An entry for a command, request side only; NULL when out of memory (counted). */
+static struct st_entry *cmd_entry(struct redis *s, const struct cmd *c)
+{
     struct st_entry *e = new_entry(s);
     if (e == NULL) return NULL;
-    e->start_us = v->start_us;
-    e->end_us = v->start_us;
+    e->start_us = c->start_us;
+    e->end_us = c->start_us;
     e->request.present = true;
-    e->request.method = st_arena_strdup(&e->arena, cmd);
-    e->request.wire_bytes = v->wire;
-    take_body(s, e, &e->request.body, v);
+    e->request.method = st_arena_strndup(&e->arena, c->name, c->name_len);
+    e->request.wire_bytes = c->wire;
+    st_body_append(s->conn, e, &e->request.body, c->body, c->body_len);
+    if (c->wire > c->body_len) {
+        e->request.body.size += c->wire - c->body_len;
+        e->request.body.truncated = true;
+    }
     json_t *sec = e->section;
-    json_object_set_new_nocheck(sec, "command", st_json_bytes_string(cmd, strlen(cmd)));
-    int k = key_index(v, cmd);
+    json_object_set_new_nocheck(sec, "command", st_json_bytes_string(c->name, c->name_len));
     const char *key = NULL;
-    if (k > 0 && v->nchildren > (uint64_t)k && k < REDIS_ELEM_KEEP) {
-        key = st_arena_strndup(&e->arena, v->elem[k].data, v->elem[k].len);
+    if (c->key != NULL) {
+        key = st_arena_strndup(&e->arena, c->key, c->key_len);
         e->request.path = key;
-        json_object_set_new_nocheck(sec, "key", st_json_bytes_string(key, v->elem[k].len));
+        json_object_set_new_nocheck(sec, "key", st_json_bytes_string(c->key, c->key_len));
     }
-    const char *sub = NULL;
-    if (in_list(container_commands, cmd) && v->nchildren > 1) {
-        char up[64];
-        size_t m = v->elem[1].len < sizeof(up) - 1 ? v->elem[1].len : sizeof(up) - 1;
-        for (size_t i = 0; i < m; i++) up[i] = (char)toupper((unsigned char)v->elem[1].data[i]);
-        up[m] = '\0';
-        sub = st_arena_strdup(&e->arena, up);
-        json_object_set_new_nocheck(sec, "subcommand", st_json_bytes_string(sub, m));
-    }
-    set_int(sec, "args", (json_int_t)(v->nchildren - 1));
-    if (v->is_inline) json_object_set_new_nocheck(sec, "inline", json_true());
-    if (key) st_entry_set_summary(e, "%s %s", cmd, key);
-    else if (sub) st_entry_set_summary(e, "%s %s", cmd, sub);
-    else st_entry_set_summary(e, "%s", cmd);
+    if (c->sub != NULL)
+        json_object_set_new_nocheck(sec, "subcommand", st_json_bytes_string(c->sub, c->sub_len));
+    set_int(sec, "args", (json_int_t)c->nargs);
+    if (c->is_inline) json_object_set_new_nocheck(sec, "inline", json_true());
+    if (key) st_entry_set_summary(e, "%s %s", c->name, key);
+    else if (c->sub) st_entry_set_summary(e, "%s %s", c->name, c->sub);
+    else st_entry_set_summary(e, "%s", c->name);
     return e;
 }
 
@@ -979,67 +1029,198 @@ static void emit(struct redis *s, struct st_entry *e)
     st_conn_emit(s->conn, e);
 }
 
+/* ------------------------------------------------------------ pending commands */
+
 static struct pending *queue_head(struct redis *s)
 {
     return s->qlen ? &s->q[s->qhead] : NULL;
 }
 
+static struct pending *queue_tail(struct redis *s)
+{
+    return s->qlen ? &s->q[(s->qhead + s->qlen - 1) % s->qcap] : NULL;
+}
+
 static void queue_pop(struct redis *s)
 {
-    st_conn_mem_refund(s->conn, s->q[s->qhead].charged);
+    struct pending *p = &s->q[s->qhead];
+    st_conn_mem_refund(s->conn, p->charged);
+    free(p->blob);
+    st_entry_free(p->e); /* callers take the entry first */
     s->qhead = (s->qhead + 1) % s->qcap;
     s->qlen--;
 }
 
-static void queue_push(struct redis *s, struct st_entry *e, enum cmd_kind kind, int64_t left,
-                       int hello_proto)
+/* Makes room for `want` slots in the ring, charging its growth. Returns 0 or the limit
+ * that refused it. */
+static int queue_reserve(struct redis *s, size_t want, enum st_parse_limit *why)
 {
-    size_t charge = st_entry_mem(e);
-    if (s->untracked > 0 || s->qlen == REDIS_MAX_PENDING ||
-        st_conn_mem_charge(s->conn, charge) < 0) {
-        /* Too many unanswered commands to keep: count them, skip their replies. */
-        s->untracked++;
-        st_entry_free(e);
-        return;
+    if (want <= s->qcap) return 0;
+    size_t cap = s->qcap ? s->qcap * 2 : 16;
+    while (cap < want) cap *= 2;
+    size_t grow = (cap - s->qcap) * sizeof(struct pending);
+    if (st_conn_mem_charge(s->conn, grow) < 0) {
+        *why = ST_LIMIT_CONN_MEMORY;
+        return -1;
     }
-    if (s->qlen == s->qcap) {
-        size_t cap = s->qcap ? s->qcap * 2 : 16;
-        struct pending *q = malloc(cap * sizeof(*q));
-        if (q == NULL) {
-            st_conn_mem_refund(s->conn, charge);
-            s->untracked++;
-            st_entry_free(e);
-            return;
+    struct pending *q = malloc(cap * sizeof(*q));
+    if (q == NULL) {
+        st_conn_mem_refund(s->conn, grow);
+        *why = ST_LIMIT_OUT_OF_MEMORY;
+        return -1;
+    }
+    for (size_t i = 0; i < s->qlen; i++) q[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = q;
+    s->qhead = 0;
+    s->qcap = cap;
+    s->qcharged += grow;
+    return 0;
+}
+
+/* Copies what the entry will need into p's blob; the body only when the connection's
+ * memory allows (then metadata only). Returns 0 or the limit that refused it. */
+static int pending_keep(struct redis *s, struct pending *p, const struct cmd *c,
+                        enum st_parse_limit *why)
+{
+    size_t body_len = c->body_len;
+    size_t strings = c->name_len + 1 + c->key_len + 1 + c->sub_len + 1;
+    size_t charge = strings + body_len + 16; /* + the allocator's overhead */
+    if (st_conn_mem_charge(s->conn, charge) < 0) {
+        body_len = 0;
+        charge = strings + 16;
+        if (st_conn_mem_charge(s->conn, charge) < 0) {
+            *why = ST_LIMIT_CONN_MEMORY;
+            return -1;
         }
-        for (size_t i = 0; i < s->qlen; i++) q[i] = s->q[(s->qhead + i) % s->qcap];
-        free(s->q);
-        s->q = q;
-        s->qhead = 0;
-        s->qcap = cap;
+    }
+    uint8_t *b = malloc(strings + body_len);
+    if (b == NULL) {
+        st_conn_mem_refund(s->conn, charge);
+        *why = ST_LIMIT_OUT_OF_MEMORY;
+        return -1;
+    }
+    size_t o = 0;
+    memcpy(b + o, c->name, c->name_len);
+    o += c->name_len;
+    b[o++] = 0;
+    if (c->key_len) memcpy(b + o, c->key, c->key_len);
+    o += c->key_len;
+    b[o++] = 0;
+    if (c->sub_len) memcpy(b + o, c->sub, c->sub_len);
+    o += c->sub_len;
+    b[o++] = 0;
+    if (body_len) memcpy(b + o, c->body, body_len);
+    p->blob = b;
+    p->charged = (uint32_t)charge;
+    p->start_us = c->start_us;
+    p->wire = c->wire;
+    p->nargs = c->nargs > UINT32_MAX ? UINT32_MAX : (uint32_t)c->nargs;
+    p->key_len = (uint32_t)c->key_len;
+    p->body_len = (uint32_t)body_len;
+    p->name_len = (uint8_t)c->name_len;
+    p->sub_len = (uint8_t)c->sub_len;
+    p->has_key = c->key != NULL;
+    p->has_sub = c->sub != NULL;
+    p->is_inline = c->is_inline;
+    return 0;
+}
+
+/* The pending command's entry, made from its blob at the first reply. NULL when out of
+ * memory (counted): the caller goes on without it. */
+static struct st_entry *pending_entry(struct redis *s, struct pending *p)
+{
+    if (p->e != NULL || p->blob == NULL) return p->e;
+    const char *b = (const char *)p->blob;
+    struct cmd c = {
+        .name = b,
+        .name_len = p->name_len,
+        .key = p->has_key ? b + p->name_len + 1 : NULL,
+        .key_len = p->key_len,
+        .sub = p->has_sub ? b + p->name_len + 1 + p->key_len + 1 : NULL,
+        .sub_len = p->sub_len,
+        .body = p->blob + p->name_len + 1 + p->key_len + 1 + p->sub_len + 1,
+        .body_len = p->body_len,
+        .nargs = p->nargs,
+        .wire = p->wire,
+        .start_us = p->start_us,
+        .is_inline = p->is_inline,
+    };
+    p->e = cmd_entry(s, &c);
+    free(p->blob);
+    p->blob = NULL;
+    st_conn_mem_refund(s->conn, p->charged);
+    p->charged = 0;
+    return p->e;
+}
+
+/* Takes the head's entry (made now if needed) and removes the head. */
+static struct st_entry *queue_take(struct redis *s)
+{
+    struct pending *p = queue_head(s);
+    struct st_entry *e = pending_entry(s, p);
+    p->e = NULL;
+    queue_pop(s);
+    return e;
+}
+
+/* Replies the queue skips: appended to the gap at the tail, or a new gap. A slot for it
+ * is always free: kept commands leave one (queue_push). */
+static void queue_gap(struct redis *s, int64_t replies)
+{
+    struct pending *t = queue_tail(s);
+    if (t != NULL && t->kind == K_GAP) {
+        t->left += replies;
+        return;
     }
     struct pending *p = &s->q[(s->qhead + s->qlen) % s->qcap];
     memset(p, 0, sizeof(*p));
-    p->e = e;
-    p->charged = charge;
-    p->kind = kind;
-    p->left = left;
-    p->hello_proto = hello_proto;
+    p->kind = K_GAP;
+    p->left = replies;
     s->qlen++;
+}
+
+/* Queues a command for its reply. When a limit refuses it, its entry is made at once
+ * without the reply (counted), and its reply will be skipped. */
+static void queue_push(struct redis *s, const struct cmd *c, enum cmd_kind kind, int64_t left,
+                       int hello_proto)
+{
+    enum st_parse_limit why = ST_LIMIT_PENDING;
+    /* Two slots: this command and a gap that may have to follow it. */
+    if (s->qlen + 2 <= REDIS_MAX_PENDING && queue_reserve(s, s->qlen + 2, &why) == 0) {
+        struct pending *p = &s->q[(s->qhead + s->qlen) % s->qcap];
+        memset(p, 0, sizeof(*p));
+        if (pending_keep(s, p, c, &why) == 0) {
+            p->kind = (uint8_t)kind;
+            p->left = left;
+            p->hello_proto = (int8_t)hello_proto;
+            s->qlen++;
+            return;
+        }
+    }
+    struct st_entry *e = cmd_entry(s, c);
+    if (e != NULL) {
+        st_entry_set_error(e, "reply not tracked: %s",
+                           why == ST_LIMIT_CONN_MEMORY ? "the connection's parser memory is full"
+                           : why == ST_LIMIT_PENDING   ? "too many commands awaiting replies"
+                                                       : "out of memory");
+        st_conn_count_unanswered(s->conn, why, 1);
+        emit(s, e);
+    }
+    /* Its replies: one per channel for subscriptions, else one. */
+    queue_gap(s, kind == K_SUBSCRIBE || kind == K_UNSUBSCRIBE ? (left > 0 ? left : 1) : 1);
 }
 
 static void on_command(struct redis *s, const struct value *v, bool from_master)
 {
-    char cmd[64];
-    struct st_entry *e = command_entry(s, v, cmd, sizeof(cmd));
-    if (e == NULL) return;
-    if (from_master || s->replication) {
-        /* The replication stream: the master's commands, the replica's ACKs. */
-        json_object_set_new_nocheck(e->section, "replication", json_true());
-        emit(s, e);
-        return;
-    }
+    char name[REDIS_NAME_MAX], sub[REDIS_NAME_MAX];
+    struct cmd c;
+    if (!cmd_from_value(&c, v, name, sub)) return;
+    const char *cmd = name;
     bool no_reply = false;
-    if (strcmp(cmd, "REPLCONF") == 0 && (elem_is(v, 1, "ACK") || elem_is(v, 1, "GETACK"))) {
+    if (from_master || s->replication) {
+        no_reply = true;
+    } else if (strcmp(cmd, "REPLCONF") == 0 && (elem_is(v, 1, "ACK") || elem_is(v, 1, "GETACK"))) {
         no_reply = true;
     } else if (strcmp(cmd, "CLIENT") == 0 && elem_is(v, 1, "REPLY")) {
         if (elem_is(v, 2, "ON")) {
@@ -1052,13 +1233,22 @@ static void on_command(struct redis *s, const struct value *v, bool from_master)
             if (!s->reply_off) s->reply_skip = 2; /* this command and the next */
         }
     }
-    if (s->reply_off) no_reply = true;
-    if (s->reply_skip > 0) {
-        s->reply_skip--;
-        no_reply = true;
+    if (!from_master && !s->replication) {
+        if (s->reply_off) no_reply = true;
+        if (s->reply_skip > 0) {
+            s->reply_skip--;
+            no_reply = true;
+        }
     }
     if (no_reply) {
-        json_object_set_new_nocheck(e->section, "noReply", json_true());
+        struct st_entry *e = cmd_entry(s, &c);
+        if (e == NULL) return;
+        if (from_master || s->replication) {
+            /* The replication stream: the master's commands, the replica's ACKs. */
+            json_object_set_new_nocheck(e->section, "replication", json_true());
+        } else {
+            json_object_set_new_nocheck(e->section, "noReply", json_true());
+        }
         emit(s, e);
         return;
     }
@@ -1081,7 +1271,8 @@ static void on_command(struct redis *s, const struct value *v, bool from_master)
     } else if (!strcmp(cmd, "RESET")) {
         kind = K_RESET;
     }
-    queue_push(s, e, kind, left, kind == K_HELLO ? (int)elem_int(v, 1) : 0);
+    int hello = kind == K_HELLO ? (int)elem_int(v, 1) : 0;
+    queue_push(s, &c, kind, left, hello == 2 || hello == 3 ? hello : 0);
 }
 
 static bool is_confirmation(const struct value *v)
@@ -1143,10 +1334,8 @@ static bool redis_rdb_starts(struct redis *s)
 {
     if (s->rdb_expected && s->sync_entry != NULL) return true;
     struct pending *p = queue_head(s);
-    if (p != NULL && p->kind == K_SYNC && !p->replied) {
-        s->sync_entry = p->e;
-        p->e = NULL;
-        queue_pop(s);
+    if (p != NULL && p->kind == K_SYNC) {
+        s->sync_entry = queue_take(s);
         s->rdb_expected = true;
         return true;
     }
@@ -1175,29 +1364,33 @@ static void redis_rdb_done(struct redis *s, uint64_t now_us)
 static void on_reply(struct redis *s, const struct value *v, uint64_t now_us)
 {
     struct pending *p = queue_head(s);
-    if ((v->type == '>' || v->type == '*') && is_confirmation(v) && p != NULL &&
-        (p->kind == K_SUBSCRIBE || p->kind == K_UNSUBSCRIBE)) {
-        reply_into(s, p->e, v, now_us);
+    bool gap = p != NULL && p->kind == K_GAP;
+    bool confirmation = (v->type == '>' || v->type == '*') && is_confirmation(v);
+    if (confirmation && p != NULL && (p->kind == K_SUBSCRIBE || p->kind == K_UNSUBSCRIBE)) {
+        struct st_entry *e = pending_entry(s, p);
+        if (e != NULL) reply_into(s, e, v, now_us);
         int64_t count = v->nchildren > 2 && v->elem[2].is_int ? elem_int(v, 2) : 0;
         s->subscribed = count > 0;
         if (p->left > 0) p->left--;
         if (p->left == 0 || (p->left < 0 && count <= 0)) {
-            struct st_entry *e = p->e;
-            queue_pop(s);
-            emit(s, e);
+            e = queue_take(s);
+            if (e != NULL) emit(s, e);
         }
         return;
     }
-    if (v->type == '>' || (s->subscribed && v->type == '*' && is_message(v)) ||
+    if ((v->type == '>' && !(gap && confirmation)) ||
+        (s->subscribed && v->type == '*' && is_message(v)) ||
         (s->monitor && v->type == '+' && (p == NULL || p->kind != K_MONITOR))) {
         on_push(s, v, now_us);
         return;
     }
+    if (gap) {
+        /* The reply of a command whose entry went out without it. */
+        if (confirmation) s->subscribed = v->nchildren > 2 && elem_int(v, 2) > 0;
+        if (--p->left <= 0) queue_pop(s);
+        return;
+    }
     if (p == NULL) {
-        if (s->untracked > 0) {
-            s->untracked--;
-            return;
-        }
         /* A reply nobody asked for (we joined late, or the client's command was not
          * understood): keep it visible. */
         struct st_entry *e = new_entry(s);
@@ -1209,35 +1402,33 @@ static void on_reply(struct redis *s, const struct value *v, uint64_t now_us)
         emit(s, e);
         return;
     }
-    struct st_entry *e = p->e;
     enum cmd_kind kind = p->kind;
+    int hello_proto = p->hello_proto;
+    struct st_entry *e = queue_take(s); /* NULL: out of memory, counted; state goes on */
     bool ok = v->type != '-' && v->type != '!';
-    reply_into(s, e, v, now_us);
+    if (e != NULL) reply_into(s, e, v, now_us);
     if (kind == K_SYNC && ok && v->type == '+' && v->render_len >= 11 &&
         memcmp(v->render, "FULLRESYNC ", 11) == 0) {
         /* The RDB payload follows; the entry ends with it. */
         s->sync_entry = e;
         s->rdb_expected = true;
-        p->e = NULL;
-        queue_pop(s);
         return;
     }
     if (kind == K_SYNC && ok && v->type == '+' && v->render_len >= 8 &&
         memcmp(v->render, "CONTINUE", 8) == 0)
         s->replication = true;
     if (kind == K_MONITOR && ok) s->monitor = true;
-    if (kind == K_HELLO && ok && (p->hello_proto == 2 || p->hello_proto == 3)) {
-        s->resp3 = p->hello_proto == 3;
-        e->proto_version = s->resp3 ? "RESP3" : "RESP2";
+    if (kind == K_HELLO && ok && hello_proto != 0) {
+        s->resp3 = hello_proto == 3;
+        if (e != NULL) e->proto_version = s->resp3 ? "RESP3" : "RESP2";
     }
     if (kind == K_RESET && ok) {
         s->resp3 = false;
         s->subscribed = false;
         s->monitor = false;
-        e->proto_version = "RESP2";
+        if (e != NULL) e->proto_version = "RESP2";
     }
-    queue_pop(s);
-    emit(s, e);
+    if (e != NULL) emit(s, e);
 }
 
 static int redis_on_value(struct redis *s, enum st_dir dir, uint64_t now_us)
@@ -1269,6 +1460,12 @@ static void *redis_create(struct st_conn *conn)
         return NULL;
     }
     s->conn = conn;
+    enum st_parse_limit why;
+    if (queue_reserve(s, 16, &why) < 0) { /* a gap always finds a slot (queue_gap) */
+        st_conn_mem_refund(conn, sizeof(*s));
+        free(s);
+        return NULL;
+    }
     for (int d = 0; d < 2; d++) {
         s->rd[d].dir = (enum st_dir)d;
         s->rd[d].cur_elem = -1;
@@ -1301,10 +1498,11 @@ static void redis_close(void *state, struct st_conn *conn, enum st_close_reason 
         emit(s, e);
     }
     while (s->qlen > 0) {
-        struct pending *p = queue_head(s);
-        struct st_entry *e = p->e;
-        p->e = NULL;
-        queue_pop(s);
+        if (queue_head(s)->kind == K_GAP) { /* their entries are out already */
+            queue_pop(s);
+            continue;
+        }
+        struct st_entry *e = queue_take(s);
         if (e == NULL) continue;
         if (!e->response.present) {
             e->end_us = now_us;
@@ -1318,7 +1516,15 @@ static void redis_destroy(void *state)
 {
     struct redis *s = state;
     if (s == NULL) return;
-    for (size_t i = 0; i < s->qlen; i++) st_entry_free(s->q[(s->qhead + i) % s->qcap].e);
+    /* Commands left here (close() emits them all) were waiting when parsing stopped. */
+    uint64_t lost = s->sync_entry != NULL;
+    while (s->qlen > 0) {
+        struct pending *p = queue_head(s);
+        if (p->kind != K_GAP && (p->e != NULL || p->blob != NULL)) lost++;
+        queue_pop(s);
+    }
+    if (lost) st_conn_count_dropped(s->conn, ST_LIMIT_PARSE_STOPPED, lost);
+    st_conn_mem_refund(s->conn, s->qcharged);
     free(s->q);
     st_entry_free(s->sync_entry);
     for (int d = 0; d < 2; d++) {

@@ -51,6 +51,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         g.capture_limit = px->budget.limit;
         g.budget_entries_skipped = px->budget.entries_skipped;
         g.budget_bodies_truncated = px->budget.bodies_truncated;
+        g.parse_stats = &px->parse_stats;
         g.names_cached = st_names_count(px->names);
         g.dns_inflight = st_dnsfwd_inflight(px->dnsfwd);
         struct evbuffer *b = evbuffer_new();

@@ -127,6 +127,7 @@ int main(int argc, char **argv)
     px->parse.redact = (const char *const *)app.cfg.redact;
     px->budget.limit = app.cfg.capture_memory;
     px->parse.budget = &px->budget;
+    px->parse.stats = &px->parse_stats;
     px->own_ports[0] = app.cfg.outbound_port;
     px->own_ports[1] = app.cfg.inbound_port;
     px->own_ports[2] = app.cfg.dns_port;

@@ -93,6 +93,17 @@ void st_metrics_render(struct evbuffer *out, const struct st_metrics_gauges *g)
                             (unsigned long long)m->dropped[r]);
     evbuffer_add_printf(out, "sidetap_entries_dropped_total{reason=\"budget\"} %llu\n",
                         (unsigned long long)g->budget_entries_skipped);
+    const struct st_parse_stats *ps = g->parse_stats;
+    for (int r = 0; r < ST_LIMIT_COUNT; r++)
+        evbuffer_add_printf(out, "sidetap_entries_dropped_total{reason=\"%s\"} %llu\n",
+                            st_parse_limit_name((enum st_parse_limit)r),
+                            (unsigned long long)(ps ? ps->dropped[r] : 0));
+    head(out, "sidetap_entries_unanswered_total", "counter",
+         "Entries made without their response because a parser limit was hit, by reason.");
+    for (int r = 0; r < ST_LIMIT_COUNT; r++)
+        evbuffer_add_printf(out, "sidetap_entries_unanswered_total{reason=\"%s\"} %llu\n",
+                            st_parse_limit_name((enum st_parse_limit)r),
+                            (unsigned long long)(ps ? ps->unanswered[r] : 0));
     one(out, "sidetap_body_bytes_truncated_total", "counter",
         "Body bytes not captured because the capture memory was short.", g->budget_bodies_truncated);
 

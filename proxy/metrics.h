@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 
 #include "entry.h"
+#include "parser.h"
 
 enum st_dirn { ST_DIRN_OUTBOUND = 0, ST_DIRN_INBOUND, ST_DIRN_DNS, ST_DIRN_COUNT };
 
@@ -55,6 +56,7 @@ struct st_metrics_gauges {
     int registered;
     uint64_t capture_used, capture_limit;
     uint64_t budget_entries_skipped, budget_bodies_truncated;
+    const struct st_parse_stats *parse_stats; /* may be NULL */
     uint64_t names_cached;
     uint64_t dns_inflight;
 };

@@ -27,6 +27,7 @@ struct st_proxy {
     const struct st_proxy_config *cfg;
     struct st_parse_config parse;  /* shared by every parsed connection */
     struct st_mem_budget budget;   /* capture memory (SIDETAP_CAPTURE_MEMORY) */
+    struct st_parse_stats parse_stats; /* entries the parsers lost or cut short, by reason */
     struct st_pod pod;
     struct st_names *names;
     struct st_ship *ship;

@@ -527,6 +527,9 @@ static void test_limits(void)
     struct st_parse_config cfg;
     st_parse_config_init(&cfg);
     cfg.conn_mem_max = 4096;
+    struct st_parse_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    cfg.stats = &stats;
     memset(req, 0, big);
     strcpy(req, "GET /m HTTP/1.1\r\nX-A: ");
     memset(req + strlen(req), 'b', 1000);
@@ -535,7 +538,12 @@ static void test_limits(void)
     a = RUN_CFG(m, &cfg, ST_CLOSE_FIN);
     check_fails(a, 2, "connection memory limit exceeded");
     CHECK_STR(JSTR(a, "0.error.message"), "no response parsed: request stream unparsable");
+    /* Per run (7 chunkings): the first request went out without its response, the second
+     * was lost while being read; both counted. */
+    CHECK_INT(stats.unanswered[ST_LIMIT_CONN_MEMORY], 7);
+    CHECK_INT(stats.dropped[ST_LIMIT_CONN_MEMORY], 7);
     json_decref(a);
+    memset(&stats, 0, sizeof(stats));
     /* ... which is not hit when responses keep the FIFO short. */
     struct step m2[] = {C2S(req, 10), S2C("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 11),
                         C2S(req, 20), S2C("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 21),
@@ -545,6 +553,7 @@ static void test_limits(void)
     a = RUN_CFG(m2, &cfg, ST_CLOSE_FIN);
     CHECK_INT(json_array_size(a), 5);
     CHECK(jget(a, "4.error") == NULL);
+    for (int w = 0; w < ST_LIMIT_COUNT; w++) CHECK_INT(stats.dropped[w] + stats.unanswered[w], 0);
     json_decref(a);
     free(req);
 
@@ -552,9 +561,14 @@ static void test_limits(void)
     char many[65 * 20 + 1] = "";
     for (int i = 0; i < 65; i++) strcat(many, "GET /p HTTP/1.1\r\n\r\n");
     struct step p[] = {C2S(many, 10)};
-    a = RUN(p);
+    cfg.conn_mem_max = 256 * 1024;
+    a = RUN_CFG(p, &cfg, ST_CLOSE_FIN);
     check_fails(a, 65, "too many requests waiting for a response");
     CHECK_STR(JSTR(a, "0.error.message"), "no response parsed: request stream unparsable");
+    /* Per run: 64 made without their response, the 65th lost. */
+    CHECK_INT(stats.unanswered[ST_LIMIT_PENDING], 7 * 64);
+    CHECK_INT(stats.dropped[ST_LIMIT_PENDING], 7);
+    CHECK_INT(stats.dropped[ST_LIMIT_CONN_MEMORY] + stats.dropped[ST_LIMIT_PARSE_STOPPED], 0);
     json_decref(a);
 }
 

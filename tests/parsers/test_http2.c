@@ -260,10 +260,27 @@ static void test_many_streams(void)
     conv_init(&v);
     for (uint32_t id = 1; id < 1200; id += 2) h2b_headers(&v.c, v.cd, 1, id, get_b);
     struct feed_step st[] = {{C2S, v.c.p, v.c.len}};
-    json_t *a = run_steps(st, 1, NULL, 80);
+    struct st_parse_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    struct st_parse_config cfg;
+    st_parse_config_init(&cfg);
+    cfg.stats = &stats;
+    json_t *a = run_steps(st, 1, &cfg, 80);
     size_t n = json_array_size(a);
     CHECK(n >= 50 && n <= 256);
     CHECK_INT(JINT(E(a, 0), "http2", "streamId"), 1);
+    /* The others are counted as lost, by the bound that refused them (twice: run_steps
+     * feeds whole chunks and single bytes). */
+    CHECK_INT(stats.dropped[ST_LIMIT_PENDING] + stats.dropped[ST_LIMIT_CONN_MEMORY], 2 * (600 - n));
+    CHECK_INT(stats.dropped[n == 256 ? ST_LIMIT_CONN_MEMORY : ST_LIMIT_PENDING], 0);
+    json_decref(a);
+
+    /* With memory to spare, the stream bound (256 open streams) applies. */
+    memset(&stats, 0, sizeof(stats));
+    cfg.conn_mem_max = 0;
+    a = run_steps(st, 1, &cfg, 80);
+    CHECK_INT(json_array_size(a), 256);
+    CHECK_INT(stats.dropped[ST_LIMIT_PENDING], 2 * (600 - 256));
     json_decref(a);
     conv_free(&v);
 }

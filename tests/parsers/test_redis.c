@@ -432,7 +432,7 @@ static void test_hiredis_gaps(void)
     json_decref(a);
 }
 
-static void test_client_reply_and_overflow(void)
+static void test_client_reply(void)
 {
     struct step s[] = {
         {C2S, "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n", 0},
@@ -446,34 +446,165 @@ static void test_client_reply_and_overflow(void)
     CHECK_STR(JSTR(E(a, 2), "summary"), "CLIENT REPLY");
     CHECK_STR(JSTR(E(a, 2), "redis", "reply"), "OK");
     json_decref(a);
+}
 
-    /* 6000 pipelined commands: more than the queue keeps. The tracked ones pair
-     * correctly, the rest are skipped, and pairing resumes afterwards. */
-    size_t n = 6000;
-    char *cmds = malloc(n * 32), *reps = malloc(n * 16);
-    size_t cl = 0, rl = 0;
-    for (size_t i = 0; i < n; i++) {
-        cl += (size_t)sprintf(cmds + cl, "*2\r\n$3\r\nGET\r\n$4\r\n%04zu\r\n", i);
-        rl += (size_t)sprintf(reps + rl, ":%zu\r\n", i);
-    }
-    struct step p[] = {
-        {C2S, cmds, cl}, {S2C, reps, rl}, {C2S, "*1\r\n$4\r\nPING\r\n", 0}, {S2C, "+PONG\r\n", 0}};
-    a = run(p, 4, NULL);
-    size_t m = json_array_size(a);
-    CHECK(m > 50 && m < n);
-    for (size_t i = 0; i + 1 < m; i++) {
-        char key[24], num[24];
-        snprintf(key, sizeof(key), "%04zu", i);
-        snprintf(num, sizeof(num), "%zu", i);
+/* Big real pipelines: every command gets its entry, with its reply, in order, and
+ * nothing is counted as lost. */
+static void test_big_pipelines(void)
+{
+    struct st_parse_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    struct st_parse_config cfg;
+    st_parse_config_init(&cfg);
+    cfg.stats = &stats;
+
+    /* redis-cli --pipe: 3000 SETs (up to ~1400 waiting for replies), then its ECHO. */
+    json_t *a = replay_checked("redis/pipe-mass.cap", &cfg);
+    if (a == NULL) return;
+    CHECK_INT(json_array_size(a), 3001);
+    for (size_t i = 0; i < 3000 && i < json_array_size(a); i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "mass:%04zu", i);
+        CHECK_INT(JINT(E(a, i), "seq"), (long long)i);
+        CHECK_STR(JSTR(E(a, i), "request", "method"), "SET");
         CHECK_STR(JSTR(E(a, i), "request", "path"), key);
-        CHECK_STR(JSTR(E(a, i), "redis", "reply"), num);
+        CHECK_STR(JSTR(E(a, i), "redis", "reply"), "OK");
+        CHECK(jget(E(a, i), "error", NULL) == NULL);
         if (check_failures) break;
     }
-    CHECK_STR(JSTR(E(a, m - 1), "summary"), "PING");
-    CHECK_STR(JSTR(E(a, m - 1), "redis", "reply"), "PONG");
+    CHECK_STR(JSTR(E(a, 0), "request", "body", "data"), "*3\r\n$3\r\nSET\r\n$9\r\nmass:0000\r\n$5\r\nv0000\r\n");
+    CHECK_STR(JSTR(E(a, 3000), "request", "method"), "ECHO");
     json_decref(a);
-    free(cmds);
-    free(reps);
+
+    /* redis-benchmark -P 200: five batches of 200 GETs. */
+    a = replay_checked("redis/pipe-bench.cap", &cfg);
+    if (a == NULL) return;
+    CHECK_INT(json_array_size(a), 1000);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        CHECK_INT(JINT(E(a, i), "seq"), (long long)i);
+        CHECK_STR(JSTR(E(a, i), "summary"), "GET key:__rand_int__");
+        CHECK_STR(JSTR(E(a, i), "redis", "reply"), "x");
+        CHECK_STR(JSTR(E(a, i), "response", "body", "data"), "$1\r\nx\r\n");
+        if (check_failures) break;
+    }
+    json_decref(a);
+    for (int w = 0; w < ST_LIMIT_COUNT; w++) {
+        CHECK_INT(stats.dropped[w], 0);
+        CHECK_INT(stats.unanswered[w], 0);
+    }
+}
+
+/* GETs of keys from..from+n-1 ("%05zu") in one buffer, and their integer replies. */
+struct gets {
+    char *cmds, *reps;
+    size_t cl, rl;
+};
+
+static void gets_make(struct gets *g, size_t from, size_t n)
+{
+    g->cmds = malloc(n * 32);
+    g->reps = malloc(n * 16);
+    g->cl = g->rl = 0;
+    for (size_t i = from; i < from + n; i++) {
+        g->cl += (size_t)sprintf(g->cmds + g->cl, "*2\r\n$3\r\nGET\r\n$5\r\n%05zu\r\n", i);
+        g->rl += (size_t)sprintf(g->reps + g->rl, ":%zu\r\n", i);
+    }
+}
+
+static void gets_free(struct gets *g)
+{
+    free(g->cmds);
+    free(g->reps);
+}
+
+/* Checks entries [at, at+n) are GETs of keys from..from+n-1, answered or not. */
+static void check_gets(json_t *a, size_t at, size_t from, size_t n, bool answered, const char *error)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = E(a, at + i);
+        char key[24], num[24];
+        snprintf(key, sizeof(key), "%05zu", from + i);
+        snprintf(num, sizeof(num), "%zu", from + i);
+        CHECK_INT(JINT(e, "seq"), (long long)(at + i));
+        CHECK_STR(JSTR(e, "request", "path"), key);
+        CHECK_STR(JSTR(e, "redis", "reply"), answered ? num : NULL);
+        CHECK_STR(JSTR(e, "error", "message"), error);
+        if (check_failures) break;
+    }
+}
+
+/* More commands waiting than a limit allows: the extra ones get their entry at once,
+ * without the reply and with an error saying why, counted in st_parse_stats; their
+ * replies are skipped, the kept ones pair correctly, and pairing resumes afterwards. */
+static void test_pending_limits(void)
+{
+    struct st_parse_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    struct st_parse_config cfg;
+    st_parse_config_init(&cfg);
+    cfg.stats = &stats;
+
+    /* 6000 GETs at once: conn_mem_max (256 KiB) keeps the first `kept`. */
+    size_t n = 6000;
+    struct gets g;
+    gets_make(&g, 0, n);
+    struct step p[] = {
+        {C2S, g.cmds, g.cl}, {S2C, g.reps, g.rl}, {C2S, "*1\r\n$4\r\nPING\r\n", 0}, {S2C, "+PONG\r\n", 0}};
+    json_t *a = run(p, 4, &cfg);
+    CHECK_INT(json_array_size(a), n + 1);
+    size_t over = (size_t)stats.unanswered[ST_LIMIT_CONN_MEMORY] / 2; /* run() feeds twice */
+    size_t kept = n - over;
+    CHECK(kept > 1500); /* about 120 bytes per waiting command, not an entry's 1.5 KiB */
+    CHECK(over > 0);
+    /* The ones over the limit come out at once, then the kept ones with their replies. */
+    check_gets(a, 0, kept, over, false, "reply not tracked: the connection's parser memory is full");
+    check_gets(a, over, 0, kept, true, NULL);
+    CHECK_STR(JSTR(E(a, n), "summary"), "PING");
+    CHECK_STR(JSTR(E(a, n), "redis", "reply"), "PONG");
+    for (int w = 0; w < ST_LIMIT_COUNT; w++) {
+        CHECK_INT(stats.dropped[w], 0);
+        if (w != ST_LIMIT_CONN_MEMORY) CHECK_INT(stats.unanswered[w], 0);
+    }
+    json_decref(a);
+
+    /* Pairing resumes behind the skipped replies while they are still outstanding: 3000
+     * GETs, half of the replies, 10 more GETs (kept again), then the rest. */
+    gets_free(&g);
+    memset(&stats, 0, sizeof(stats));
+    gets_make(&g, 0, 3000);
+    struct gets g2;
+    gets_make(&g2, 3000, 10);
+    size_t half = g.rl / 2;
+    while (g.reps[half - 1] != '\n') half++;
+    struct step q[] = {{C2S, g.cmds, g.cl}, {S2C, g.reps, half}, {C2S, g2.cmds, g2.cl},
+                       {S2C, g.reps + half, g.rl - half}, {S2C, g2.reps, g2.rl}};
+    a = run(q, 5, &cfg);
+    over = (size_t)stats.unanswered[ST_LIMIT_CONN_MEMORY] / 2;
+    kept = 3000 - over;
+    CHECK(over > 0 && kept > 1500);
+    CHECK_INT(json_array_size(a), 3010);
+    check_gets(a, 0, kept, over, false, "reply not tracked: the connection's parser memory is full");
+    check_gets(a, over, 0, kept, true, NULL);
+    check_gets(a, 3000, 3000, 10, true, NULL);
+    json_decref(a);
+    gets_free(&g);
+    gets_free(&g2);
+
+    /* Without a memory limit, the count bound (16384 waiting) applies. */
+    memset(&stats, 0, sizeof(stats));
+    cfg.conn_mem_max = 0;
+    n = 16400;
+    gets_make(&g, 0, n);
+    struct step r[] = {{C2S, g.cmds, g.cl}, {S2C, g.reps, g.rl}};
+    a = run(r, 2, &cfg);
+    CHECK_INT(json_array_size(a), n);
+    over = (size_t)stats.unanswered[ST_LIMIT_PENDING] / 2;
+    CHECK_INT(over, n - 16383); /* one slot stays free for the skipped replies */
+    check_gets(a, 0, n - over, over, false, "reply not tracked: too many commands awaiting replies");
+    check_gets(a, over, 0, n - over, true, NULL);
+    CHECK_INT(stats.unanswered[ST_LIMIT_CONN_MEMORY], 0);
+    json_decref(a);
+    gets_free(&g);
 }
 
 int main(int argc, char **argv)
@@ -493,6 +624,8 @@ int main(int argc, char **argv)
     test_huge_value();
     test_errors();
     test_hiredis_gaps();
-    test_client_reply_and_overflow();
+    test_client_reply();
+    test_big_pipelines();
+    test_pending_limits();
     return CHECK_DONE();
 }

@@ -2,7 +2,10 @@
 # Re-records tests/captures/redis/*.cap: real redis-cli, redis-benchmark, a raw socket
 # (inline commands) and a real replica against redis-server 7, all on loopback, through
 # record.py. The header says port 6379 whatever port the run used.
+# usage: record-redis.sh [NAME...]   (default: all; e.g. `record-redis.sh pipe-mass`)
 set -euo pipefail
+only=" $* "
+want() { [[ $only == "  " || $only == *" $1 "* ]]; }
 here=$(cd "$(dirname "$0")" && pwd)
 rec="$here/../record.py"
 work=$(mktemp -d)
@@ -23,6 +26,9 @@ redis-server --port "$srv" --bind 127.0.0.1 --save '' --appendonly no --dir "$wo
 pids+=($!)
 waitport "$srv"
 cli() { redis-cli -h 127.0.0.1 -p "$srv" "$@" >/dev/null; }
+resp() { # args -> one RESP command
+  printf '*%d\r\n' $#; for a in "$@"; do printf '$%d\r\n%s\r\n' ${#a} "$a"; done
+}
 
 # record NAME COUNT -- starts the relay on a fresh port; sets $lp
 record() {
@@ -39,29 +45,33 @@ finish() { # NAME: wait for the relay, keep its first connection as NAME.cap
 }
 
 # 1. redis-cli, one command at a time, including an error reply and a miss.
+if want basic; then
 record basic 1
 printf '%s\n' 'SET user:1 alice' 'GET user:1' 'GET user:404' 'INCR user:1' 'HSET h:1 name bob age 42' \
   'HGETALL h:1' 'DEL user:1 h:1' 'PING' | redis-cli -h 127.0.0.1 -p "$lp" >/dev/null
 finish basic
+fi
 
 # 2. redis-benchmark, pipelined (-P 5), one client.
 # It opens one connection for its CONFIG GET, then one per test.
+if want pipeline; then
 record pipeline 3
 redis-benchmark -h 127.0.0.1 -p "$lp" -c 1 -n 10 -P 5 -t set,get -r 100 -q >/dev/null
 wait "$recpid" || true
 cp "$work/pipeline-2.cap" "$here/pipeline-set.cap"  # 1 is its CONFIG GET connection
 cp "$work/pipeline-3.cap" "$here/pipeline-get.cap"
+fi
 
 # 3. MULTI/EXEC, pipelined in one write by redis-cli --pipe (which adds an ECHO marker).
-resp() { # args -> one RESP command
-  printf '*%d\r\n' $#; for a in "$@"; do printf '$%d\r\n%s\r\n' ${#a} "$a"; done
-}
+if want multi; then
 record multi 1
 { resp MULTI; resp SET counter 10; resp INCR counter; resp GET counter; resp EXEC
   resp MULTI; resp SET other x; resp NOSUCHCMD; resp EXEC; } | redis-cli -h 127.0.0.1 -p "$lp" --pipe >/dev/null 2>&1 || true # errors make it exit 1
 finish multi
+fi
 
 # 4. Inline commands from a raw socket, pipelined in one write.
+if want inline; then
 record inline 1
 python3 - "$lp" <<'PY'
 import socket, sys, time
@@ -75,15 +85,19 @@ assert got == want, got
 s.close()
 PY
 finish inline
+fi
 
 # 5. RESP3 (redis-cli -3 sends HELLO 3): map, set, double, null replies.
+if want resp3; then
 cli HSET h:3 f1 v1 f2 v2 >/dev/null; cli SADD s:3 a b >/dev/null; cli ZADD z:3 1.5 m >/dev/null
 record resp3 1
 printf '%s\n' 'HGETALL h:3' 'SMEMBERS s:3' 'ZSCORE z:3 m' 'GET nokey' 'EXISTS h:3' | \
   redis-cli -3 -h 127.0.0.1 -p "$lp" >/dev/null
 finish resp3
+fi
 
 # 6. Pub/sub: a subscriber through the relay, two messages published directly.
+if want pubsub; then
 record pubsub 1
 (timeout 3 redis-cli -h 127.0.0.1 -p "$lp" SUBSCRIBE news alerts >/dev/null || true) &
 sub=$!
@@ -94,8 +108,10 @@ cli PUBLISH news "hello subscribers"
 cli PUBLISH alerts "disk full"
 wait "$sub"
 finish pubsub
+fi
 
 # 7. A real replica syncing from the leader through the relay (diskless: $EOF:<mark>).
+if want replica; then
 cli SET repl:seed 1 >/dev/null
 record replica 1 30
 rport=$(freeport)
@@ -116,8 +132,10 @@ sleep 1.5 # one REPLCONF ACK round
 redis-cli -h 127.0.0.1 -p "$rport" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$rpid" 2>/dev/null || true
 finish replica
+fi
 
 # 8. The same with a disk-based sync: $<len> RDB payload, no trailing CRLF.
+if want replica-disk; then
 cli CONFIG SET repl-diskless-sync no >/dev/null
 record replica-disk 1 30
 rport=$(freeport)
@@ -135,8 +153,10 @@ done
 redis-cli -h 127.0.0.1 -p "$rport" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$rpid" 2>/dev/null || true
 finish replica-disk
+fi
 
 # 9. PSUBSCRIBE: pattern messages.
+if want psubscribe; then
 record psubscribe 1
 (timeout 3 redis-cli -h 127.0.0.1 -p "$lp" PSUBSCRIBE 'orders.*' >/dev/null || true) &
 sub=$!
@@ -146,9 +166,11 @@ done
 cli PUBLISH orders.eu "order 17"
 wait "$sub"
 finish psubscribe
+fi
 
 # 10. RESP3 pushes from a raw socket: a client-tracking invalidation, then pub/sub where
 #     the subscribe confirmation and the message are `>` pushes.
+if want resp3-push; then
 record resp3-push 1
 python3 - "$lp" "$srv" <<'PY'
 import socket, subprocess, sys, time
@@ -175,8 +197,10 @@ expect(b"PONG")
 s.close()
 PY
 finish resp3-push
+fi
 
 # 11. MONITOR through the relay while another client runs commands.
+if want monitor; then
 record monitor 1
 (timeout 2 redis-cli -h 127.0.0.1 -p "$lp" MONITOR >/dev/null || true) &
 mon=$!
@@ -185,5 +209,29 @@ cli SET mon:key 1
 cli GET mon:key
 wait "$mon"
 finish monitor
+fi
+
+# 12. Mass insertion: 3000 SETs through redis-cli --pipe (one stream, written as fast as
+#     the socket takes it; replies read concurrently), ending with its ECHO marker.
+if want pipe-mass; then
+record pipe-mass 1
+python3 -c '
+import sys
+out = sys.stdout.buffer
+for i in range(3000):
+    k, v = b"mass:%04d" % i, b"v%04d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+' | redis-cli -h 127.0.0.1 -p "$lp" --pipe >/dev/null
+finish pipe-mass
+fi
+
+# 13. redis-benchmark -P 200: 1000 GETs in batches of 200 on one connection.
+if want pipe-bench; then
+cli SET key:__rand_int__ x
+record pipe-bench 2
+redis-benchmark -h 127.0.0.1 -p "$lp" -c 1 -n 1000 -P 200 -t get -q >/dev/null
+wait "$recpid" || true
+cp "$work/pipe-bench-2.cap" "$here/pipe-bench.cap" # 1 is its CONFIG GET connection
+fi
 
 ls -l "$here"/*.cap
