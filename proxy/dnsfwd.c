@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -18,6 +19,7 @@
 #include "origdst.h"
 
 #define DNS_MAX 65535
+#define RESOLV_CHECK_US 1000000 /* resolv.conf is looked at no more than once a second */
 
 struct query {
     struct st_dnsfwd *d;
@@ -43,6 +45,9 @@ struct st_dnsfwd {
     struct event *ev[2];
     TAILQ_HEAD(, query) inflight;
     size_t n_inflight;
+    /* resolv.conf as last read (all zero: not yet), and when it was last looked at. */
+    struct stat resolv_seen;
+    uint64_t resolv_checked_us;
     uint8_t buf[DNS_MAX];
 };
 
@@ -139,11 +144,42 @@ wait:
     event_add(&q->ev, &tv);
 }
 
+/* Follows the nameserver in resolv.conf without a restart (the kubelet or the app may
+ * rewrite it): on a query, at most once a second, a stat(); the file is read again only
+ * when its inode, size or mtime changed. A file that cannot be read or names no
+ * nameserver keeps the last one. Not with --dns-upstream, which is fixed. */
+static void resolv_follow(struct st_dnsfwd *d, uint64_t now_us)
+{
+    struct st_proxy *px = d->px;
+    const char *path = px->cfg->resolv_conf;
+    if (px->cfg->dns_upstream != NULL || path == NULL) return;
+    if (d->resolv_checked_us != 0 && now_us - d->resolv_checked_us < RESOLV_CHECK_US) return;
+    d->resolv_checked_us = now_us;
+    struct stat st;
+    if (stat(path, &st) != 0) return;
+    struct stat *seen = &d->resolv_seen;
+    if (st.st_ino == seen->st_ino && st.st_dev == seen->st_dev && st.st_size == seen->st_size &&
+        st.st_mtim.tv_sec == seen->st_mtim.tv_sec && st.st_mtim.tv_nsec == seen->st_mtim.tv_nsec)
+        return;
+    *seen = st;
+    struct sockaddr_storage ss;
+    socklen_t ss_len;
+    if (st_proxy_read_resolv_conf(path, &ss, &ss_len) != 0) return;
+    if (ss_len == px->dns_server_len && memcmp(&ss, &px->dns_server, ss_len) == 0) return;
+    px->dns_server = ss;
+    px->dns_server_len = ss_len;
+    char ip[INET6_ADDRSTRLEN + 8];
+    uint16_t port = st_sockaddr_text(&ss, ip, sizeof(ip));
+    fprintf(stderr, "sidetap-proxy: %s changed: DNS queries now go to %s port %u\n", path, ip, port);
+}
+
 static void forward(struct st_dnsfwd *d, int listen_fd, const uint8_t *data, size_t len,
                     const struct sockaddr_storage *client, socklen_t client_len, struct msghdr *msg)
 {
     struct st_proxy *px = d->px;
-    if (len < 12 || px->dns_server.ss_family == 0) return; /* not DNS, or nowhere to send it */
+    if (len < 12) return; /* not DNS */
+    resolv_follow(d, st_proxy_now_us(px));
+    if (px->dns_server.ss_family == 0) return; /* nowhere to send it */
     if (d->n_inflight >= px->cfg->dns_max_inflight) {
         st_metrics.dns_dropped_inflight++;
         return;

@@ -90,25 +90,34 @@ int st_proxy_set_dns_server(struct st_proxy *px, const char *spec, const char *r
         }
         return 0;
     }
-    FILE *f = fopen(resolv_conf, "r");
-    if (f == NULL) {
+    int rc = st_proxy_read_resolv_conf(resolv_conf, &px->dns_server, &px->dns_server_len);
+    if (rc == -1)
         fprintf(stderr, "sidetap-proxy: warning: SIDETAP_RESOLV_CONF: cannot open %s: %s; DNS queries "
-                        "will not be forwarded\n",
+                        "will not be forwarded until it has a nameserver\n",
                 resolv_conf, strerror(errno));
-        return 0;
-    }
+    else if (rc == -2)
+        fprintf(stderr, "sidetap-proxy: warning: no usable nameserver in %s; DNS queries will not be "
+                        "forwarded until it has one\n",
+                resolv_conf);
+    return 0;
+}
+
+int st_proxy_read_resolv_conf(const char *path, struct sockaddr_storage *ss, socklen_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
     char line[512];
     int found = 0;
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
     while (!found && fgets(line, sizeof(line), f)) {
         char ns[256];
-        if (sscanf(line, " nameserver %255s", ns) == 1) {
-            if (parse_addr(ns, &px->dns_server, &px->dns_server_len) == 0) found = 1;
-        }
+        if (sscanf(line, " nameserver %255s", ns) == 1 && parse_addr(ns, &addr, &addr_len) == 0)
+            found = 1;
     }
     fclose(f);
-    if (!found)
-        fprintf(stderr, "sidetap-proxy: warning: no usable nameserver in %s; DNS queries will not be "
-                        "forwarded\n",
-                resolv_conf);
+    if (!found) return -2;
+    *ss = addr;
+    *len = addr_len;
     return 0;
 }

@@ -54,5 +54,8 @@ uint64_t st_proxy_now_us(const struct st_proxy *px);
 /* Reads the first `nameserver` of a resolv.conf into px->dns_server, or parses
  * `ip[:port]` / `[ipv6]:port` when `spec` is given. Returns 0 or -1 with a message. */
 int st_proxy_set_dns_server(struct st_proxy *px, const char *spec, const char *resolv_conf);
+/* The first usable `nameserver` of a resolv.conf. Returns 0, -1 when the file cannot be
+ * read (errno says why) or -2 when it names no usable nameserver; `ss` is left alone then. */
+int st_proxy_read_resolv_conf(const char *path, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

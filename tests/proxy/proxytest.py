@@ -496,6 +496,70 @@ def t_dns(env):
         check("name" not in web[0]["dst"], "no name without a DNS parser")
 
 
+def t_dns_resolv(env):
+    """The nameserver follows resolv.conf: rewritten (atomically, as the kubelet does, then
+    in place), the next queries go to the new nameserver without a restart; a version
+    without a nameserver keeps the last one."""
+    def dnsmasq(ip, answer, name):
+        env.spawn(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                   "--listen-address=" + ip, "--port=53", "--pid-file=" + env.path(name + ".pid"),
+                   "--user=root", "--address=/web.example.test/" + answer, "--local-ttl=0",
+                   "--log-facility=" + env.path(name + ".log")])
+
+        def up():
+            try:
+                return udp_ask(dns_query("web.example.test", 1), ip, uid=1717)
+            except (Failure, subprocess.TimeoutExpired):
+                return None
+        wait_for(up, 20, "dnsmasq on %s" % ip)
+
+    dnsmasq(POD_IP, "10.1.1.1", "dns-a")
+    dnsmasq(OTHER_IP, "10.2.2.2", "dns-b")
+    resolv = env.path("resolv.conf")
+
+    def write(text, atomic):
+        if atomic:
+            with open(resolv + ".new", "w") as f:
+                f.write(text)
+            os.rename(resolv + ".new", resolv)
+        else:
+            with open(resolv, "w") as f:
+                f.write(text)
+
+    def answer(qid):
+        """The A record the app gets through the proxy (it always asks POD_IP:53)."""
+        data, ip, port = udp_ask(dns_query("web.example.test", qid), POD_IP)
+        eq((ip, port), (POD_IP, 53), "answer comes from the address the app asked")
+        return socket.inet_ntoa(data[-4:])
+
+    write("search shop.svc.cluster.local\nnameserver %s\n" % POD_IP, atomic=False)
+    p = env.proxy(collector=False, env={"SIDETAP_ENTRIES_FILE": env.path("entries.jsonl")})
+    eq(answer(1), "10.1.1.1", "answer from the first nameserver")
+    write("search shop.svc.cluster.local\nnameserver %s\noptions ndots:5\n" % OTHER_IP, atomic=True)
+    time.sleep(1.2)  # the file is looked at no more than once a second
+    eq(answer(2), "10.2.2.2", "answer from the nameserver resolv.conf names now")
+    eq(answer(3), "10.2.2.2", "and the next one")
+    write("# being rewritten\n", atomic=False)
+    time.sleep(1.2)
+    eq(answer(4), "10.2.2.2", "no nameserver in the file: the last one stays")
+    write("nameserver %s\n" % POD_IP, atomic=False)
+    time.sleep(1.2)
+    eq(answer(5), "10.1.1.1", "rewritten in place: followed too")
+    m = metrics()
+    eq(m["sidetap_dns_queries_total"], 5, "UDP queries forwarded")
+    eq(m["sidetap_dns_answers_total"], 5, "UDP answers returned")
+    eq(env.stop(p), 0, "exit code")
+    log = env.log()
+    eq(log.count("resolv.conf changed: DNS queries now go to"), 2, "one log line per change:\n" + log)
+    check("now go to %s port 53" % OTHER_IP in log, "log names the new nameserver:\n" + log)
+    if have_parser("dns"):
+        es = [e for e in entries_of(env.path("entries.jsonl")) if e["protocol"]["name"] == "dns"]
+        eq(len(es), 5, "five dns entries")
+        got = sorted((e["dns"]["id"], e["dst"]["ip"]) for e in es)
+        eq([ip for _, ip in got], [POD_IP, OTHER_IP, OTHER_IP, OTHER_IP, POD_IP],
+           "each entry names the nameserver that answered")
+
+
 def t_inbound(env):
     """Inbound listener: original destination is the pod's own port; dst is the pod."""
     env.servers("http:%d" % IN_PORT)
@@ -762,6 +826,7 @@ SCENARIOS = {
     "collector-400": t_collector_400,
     "sigterm-drain": t_sigterm_drain,
     "dns": t_dns,
+    "dns-resolv": t_dns_resolv,
     "inbound": t_inbound,
     "self-connect": t_self_connect,
     "ipv6": t_ipv6,
