@@ -512,6 +512,7 @@ static int on_query(struct dns_state *s, struct st_conn *conn, const struct dns_
     struct dns_question q;
     if (parse_questions(m, h, &off, &q, NULL, why) < 0) return -1;
     if (s->npending == DNS_MAX_PENDING) { /* the oldest has waited longest: give it up */
+        st_conn_count_unanswered(conn, ST_LIMIT_PENDING, 1);
         emit_unanswered(s, conn, &s->pending[0], "no answer (too many pending queries)", now_us);
         pending_remove(s, 0);
     }

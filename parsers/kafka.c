@@ -311,6 +311,7 @@ struct kafka_dir {
 };
 
 struct kafka_state {
+    struct st_conn *conn;
     struct kafka_dir dir[2];
     struct kafka_request inflight[KAFKA_INFLIGHT_MAX];
     size_t ninflight;
@@ -801,6 +802,7 @@ static int on_request(struct kafka_state *s, struct st_conn *conn, const uint8_t
         return -1;
     }
     if (s->ninflight == KAFKA_INFLIGHT_MAX) {
+        if (s->inflight[0].entry != NULL) st_conn_count_unanswered(conn, ST_LIMIT_PENDING, 1);
         emit_request(conn, &s->inflight[0], "no response (too many requests in flight)", now_us);
         inflight_remove(s, 0);
     }
@@ -887,8 +889,9 @@ static int on_response(struct kafka_state *s, struct st_conn *conn, const uint8_
 
 static void *kafka_create(struct st_conn *conn)
 {
-    (void)conn;
-    return calloc(1, sizeof(struct kafka_state));
+    struct kafka_state *s = calloc(1, sizeof(*s));
+    if (s != NULL) s->conn = conn;
+    return s;
 }
 
 static int kafka_feed(void *state, struct st_conn *conn, enum st_dir dir, const uint8_t *data,
@@ -960,7 +963,11 @@ static void kafka_destroy(void *state)
 {
     struct kafka_state *s = state;
     if (s == NULL) return;
-    for (size_t i = 0; i < s->ninflight; i++) request_free(&s->inflight[i]);
+    /* Requests left here (close() emits them all) were waiting when parsing stopped. */
+    for (size_t i = 0; i < s->ninflight; i++) {
+        if (s->inflight[i].entry != NULL) st_conn_count_dropped(s->conn, ST_LIMIT_PARSE_STOPPED, 1);
+        request_free(&s->inflight[i]);
+    }
     free(s->dir[0].head);
     free(s->dir[1].head);
     free(s);

@@ -227,10 +227,13 @@ static void reset(void)
     ngot = 0;
 }
 
+static struct st_parse_stats stats; /* of every connection conn_new() makes */
+
 static struct st_conn *conn_new(void)
 {
     static struct st_parse_config cfg;
     st_parse_config_init(&cfg);
+    cfg.stats = &stats;
     struct st_conn_info info = {.start_us = 7000000, .transport = ST_TRANSPORT_TCP};
     strcpy(info.server.ip, "10.1.0.30");
     info.server.port = 9092;
@@ -493,7 +496,8 @@ static void test_misc_and_hostile(void)
     json_decref(e);
     reset();
 
-    /* The in-flight list is bounded: the oldest request gives way. */
+    /* The in-flight list is bounded: the oldest request gives way (counted). */
+    memset(&stats, 0, sizeof(stats));
     c = conn_new();
     for (int i = 0; i < 260; i++) {
         req_header(&q, 12, 0, i, false);
@@ -510,6 +514,8 @@ static void test_misc_and_hostile(void)
     st_conn_close(c, ST_CLOSE_FIN, 7000200);
     st_conn_free(c);
     CHECK_INT(ngot, 260);
+    CHECK_INT(stats.unanswered[ST_LIMIT_PENDING], 4);
+    CHECK_INT(stats.dropped[ST_LIMIT_PENDING] + stats.dropped[ST_LIMIT_PARSE_STOPPED], 0);
     reset();
 }
 
