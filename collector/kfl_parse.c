@@ -68,6 +68,44 @@ static void oom(struct parser *p)
     kfl_set_error(p->err, tok(p)->pos, 1, "out of memory");
 }
 
+/* Enters one more level of '(' or '!' at the current token; the caller leaves it with
+ * p->depth-- once the nested part is parsed. Recursion is bounded so a query cannot
+ * exhaust the stack. */
+static int nest(struct parser *p)
+{
+    if (++p->depth > KFL_MAX_DEPTH) {
+        kfl_set_error(p->err, tok(p)->pos, 1, "query nested too deeply (limit %d)", KFL_MAX_DEPTH);
+        return -1;
+    }
+    return 0;
+}
+
+/* The current token ends n: steps past it. Returns n, or NULL (n freed) when n is NULL or
+ * the lexer fails, so callers can write `return advance_past(p, n);`. */
+static struct kfl_node *advance_past(struct parser *p, struct kfl_node *n)
+{
+    if (n && advance(p) < 0) {
+        kfl_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* A new operator node whose left operand is `a`. On out of memory, reports it and frees
+ * `a`: either way the caller no longer owns `a`. */
+static struct kfl_node *node_over(struct parser *p, enum kfl_node_kind kind, int pos, int len,
+                                  struct kfl_node *a)
+{
+    struct kfl_node *n = node_new(kind, pos, len);
+    if (!n) {
+        oom(p);
+        kfl_node_free(a);
+        return NULL;
+    }
+    n->a = a;
+    return n;
+}
+
 /* How many NFA positions glibc's regcomp would build, roughly: bounded repetition copies
  * its operand ({m,n} makes n copies), so nested counts multiply - "(a{1000}){1000}" costs
  * 200 MB and a third level exhausts memory. Counts atoms, multiplies by repetition bounds
@@ -179,6 +217,40 @@ static void unexpected(struct parser *p, const char *what)
                   kfl_tok_describe(t, buf, sizeof(buf)));
 }
 
+/* The current token must be `kind`; otherwise reports "expected <what>". */
+static int expect(struct parser *p, enum kfl_tok_kind kind, const char *what)
+{
+    if (tok(p)->kind != kind) {
+        unexpected(p, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* Steps to the next token, which must be `kind`. */
+static int next_expect(struct parser *p, enum kfl_tok_kind kind, const char *what)
+{
+    return advance(p) < 0 ? -1 : expect(p, kind, what);
+}
+
+/* The current token must be the string argument of n (a method call or the regex
+ * operator; `what` names it for the error). Moves its text into n, compiles it when n is a
+ * regex, and steps past it. Returns 0, or -1 with the error set. */
+static int string_operand(struct parser *p, struct kfl_node *n, const char *what)
+{
+    if (expect(p, KT_STRING, what) < 0)
+        return -1;
+    n->str = tok(p)->text;
+    n->str_len = tok(p)->text_len;
+    tok(p)->text = NULL;
+    if (n->kind == KN_REGEX) {
+        if (compile_regex(p, &n->re, n->str) < 0)
+            return -1;
+        n->re_ok = true;
+    }
+    return advance(p);
+}
+
 static const struct {
     const char *path;
     enum kfl_fast fast;
@@ -271,20 +343,16 @@ static struct kfl_node *parse_call(struct parser *p)
     int pos = tok(p)->pos;
     char *name = tok(p)->text;
     tok(p)->text = NULL;
-    struct kfl_node *n = NULL, *arg = NULL;
+    struct kfl_node *n = NULL;
     if (advance(p) < 0 || advance(p) < 0) /* name, '(' */
         goto fail;
     if (strcmp(name, "now") == 0) {
-        if (tok(p)->kind != KT_RPAREN) {
-            unexpected(p, "')' (now() takes no argument)");
+        if (expect(p, KT_RPAREN, "')' (now() takes no argument)") < 0)
             goto fail;
-        }
         n = node_new(KN_NOW, pos, tok(p)->pos + 1 - pos);
     } else if (strcmp(name, "datetime") == 0) {
-        if (tok(p)->kind != KT_STRING) {
-            unexpected(p, "a time string like \"2026-11-25T10:00:00Z\"");
+        if (expect(p, KT_STRING, "a time string like \"2026-11-25T10:00:00Z\"") < 0)
             goto fail;
-        }
         int64_t ms;
         if (kfl_parse_datetime(tok(p)->text, &ms) < 0) {
             kfl_set_error(p->err, tok(p)->pos, tok(p)->len,
@@ -292,12 +360,8 @@ static struct kfl_node *parse_call(struct parser *p)
                           tok(p)->text);
             goto fail;
         }
-        if (advance(p) < 0)
+        if (next_expect(p, KT_RPAREN, "')' after the datetime argument") < 0)
             goto fail;
-        if (tok(p)->kind != KT_RPAREN) {
-            unexpected(p, "')' after the datetime argument");
-            goto fail;
-        }
         n = node_new(KN_LITERAL, pos, tok(p)->pos + 1 - pos);
         if (n) {
             n->lit = KL_NUM;
@@ -310,12 +374,8 @@ static struct kfl_node *parse_call(struct parser *p)
             goto fail;
         }
         double span = tok(p)->number;
-        if (advance(p) < 0)
+        if (next_expect(p, KT_RPAREN, "')' after the duration") < 0)
             goto fail;
-        if (tok(p)->kind != KT_RPAREN) {
-            unexpected(p, "')' after the duration");
-            goto fail;
-        }
         int len = tok(p)->pos + 1 - pos;
         n = node_new(KN_CMP, pos, len);
         if (!n)
@@ -345,16 +405,11 @@ static struct kfl_node *parse_call(struct parser *p)
     if (!n)
         goto nomem;
     free(name);
-    if (advance(p) < 0) {
-        kfl_node_free(n);
-        return NULL;
-    }
-    return n;
+    return advance_past(p, n);
 nomem:
     oom(p);
 fail:
     kfl_node_free(n);
-    kfl_node_free(arg);
     free(name);
     return NULL;
 }
@@ -365,10 +420,8 @@ static struct kfl_node *parse_primary(struct parser *p)
     struct kfl_node *n = NULL;
     switch (t->kind) {
     case KT_LPAREN: {
-        if (++p->depth > KFL_MAX_DEPTH) {
-            kfl_set_error(p->err, t->pos, 1, "query nested too deeply (limit %d)", KFL_MAX_DEPTH);
+        if (nest(p) < 0)
             return NULL;
-        }
         int open = t->pos;
         if (advance(p) < 0)
             return NULL;
@@ -384,30 +437,17 @@ static struct kfl_node *parse_primary(struct parser *p)
             return NULL;
         }
         p->depth--;
-        if (advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        return n;
+        return advance_past(p, n);
     }
     case KT_STRING:
-        n = literal_str(p);
-        if (n && advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        return n;
+        return advance_past(p, literal_str(p));
     case KT_NUMBER:
     case KT_MINUS: {
         int pos = t->pos;
         double sign = 1;
         if (t->kind == KT_MINUS) {
-            if (advance(p) < 0)
+            if (next_expect(p, KT_NUMBER, "a number after '-'") < 0)
                 return NULL;
-            if (tok(p)->kind != KT_NUMBER) {
-                unexpected(p, "a number after '-'");
-                return NULL;
-            }
             sign = -1;
         }
         n = node_new(KN_LITERAL, pos, tok(p)->pos + tok(p)->len - pos);
@@ -417,11 +457,7 @@ static struct kfl_node *parse_primary(struct parser *p)
         }
         n->lit = KL_NUM;
         n->num = sign * tok(p)->number;
-        if (advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        return n;
+        return advance_past(p, n);
     }
     case KT_IDENT:
         break;
@@ -440,11 +476,7 @@ static struct kfl_node *parse_primary(struct parser *p)
         }
         n->lit = name[0] == 'n' ? KL_NULL : KL_BOOL;
         n->boolean = name[0] == 't';
-        if (advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        return n;
+        return advance_past(p, n);
     }
     if (strcmp(name, "and") == 0 || strcmp(name, "or") == 0 || strcmp(name, "matches") == 0) {
         unexpected(p, "a value");
@@ -479,12 +511,8 @@ static struct kfl_node *parse_primary(struct parser *p)
                 f++;
             if (e > save && s[f] == '(')
                 break;
-            if (advance(p) < 0)
+            if (next_expect(p, KT_IDENT, "a field name after '.'") < 0)
                 goto fail;
-            if (tok(p)->kind != KT_IDENT) {
-                unexpected(p, "a field name after '.'");
-                goto fail;
-            }
             if (add_seg(n, tok(p)->text, 0) < 0) {
                 oom(p);
                 goto fail;
@@ -512,12 +540,8 @@ static struct kfl_node *parse_primary(struct parser *p)
                 unexpected(p, "a key in quotes or an index after '['");
                 goto fail;
             }
-            if (advance(p) < 0)
+            if (next_expect(p, KT_RBRACK, "']'") < 0)
                 goto fail;
-            if (tok(p)->kind != KT_RBRACK) {
-                unexpected(p, "']'");
-                goto fail;
-            }
             n->len = tok(p)->pos + 1 - n->pos;
             if (advance(p) < 0)
                 goto fail;
@@ -563,12 +587,8 @@ static struct kfl_node *parse_postfix(struct parser *p)
 {
     struct kfl_node *n = parse_primary(p);
     while (n && tok(p)->kind == KT_DOT) {
-        if (advance(p) < 0)
+        if (next_expect(p, KT_IDENT, "a method name after '.'") < 0)
             goto fail;
-        if (tok(p)->kind != KT_IDENT) {
-            unexpected(p, "a method name after '.'");
-            goto fail;
-        }
         enum kfl_node_kind kind;
         const char *m = tok(p)->text;
         if (strcmp(m, "startsWith") == 0)
@@ -586,40 +606,14 @@ static struct kfl_node *parse_postfix(struct parser *p)
             goto fail;
         }
         int mpos = tok(p)->pos;
-        if (advance(p) < 0)
+        if (next_expect(p, KT_LPAREN, "'(' after the method name") < 0 || advance(p) < 0)
             goto fail;
-        if (tok(p)->kind != KT_LPAREN) {
-            unexpected(p, "'(' after the method name");
+        n = node_over(p, kind, mpos, 1, n);
+        if (!n || string_operand(p, n, "a string argument in quotes") < 0)
             goto fail;
-        }
-        if (advance(p) < 0)
+        if (expect(p, KT_RPAREN, "')' after the argument") < 0)
             goto fail;
-        if (tok(p)->kind != KT_STRING) {
-            unexpected(p, "a string argument in quotes");
-            goto fail;
-        }
-        struct kfl_node *call = node_new(kind, mpos, 1);
-        if (!call) {
-            oom(p);
-            goto fail;
-        }
-        call->a = n;
-        n = call;
-        call->str = tok(p)->text;
-        call->str_len = tok(p)->text_len;
-        tok(p)->text = NULL;
-        if (kind == KN_REGEX) {
-            if (compile_regex(p, &call->re, call->str) < 0)
-                goto fail;
-            call->re_ok = true;
-        }
-        if (advance(p) < 0)
-            goto fail;
-        if (tok(p)->kind != KT_RPAREN) {
-            unexpected(p, "')' after the argument");
-            goto fail;
-        }
-        call->len = tok(p)->pos + 1 - mpos;
+        n->len = tok(p)->pos + 1 - mpos;
         if (advance(p) < 0)
             goto fail;
     }
@@ -629,19 +623,18 @@ fail:
     return NULL;
 }
 
-static struct kfl_node *parse_sum(struct parser *p)
+/* One left-associative binary level: operand (operator operand)*. `op_at` says whether the
+ * current token is this level's operator, and which node it makes. */
+typedef struct kfl_node *(*operand_fn)(struct parser *p);
+typedef bool (*binary_op_fn)(struct parser *p, enum kfl_node_kind *kind);
+
+static struct kfl_node *parse_binary(struct parser *p, operand_fn operand, binary_op_fn op_at)
 {
-    struct kfl_node *n = parse_postfix(p);
-    while (n && (tok(p)->kind == KT_PLUS || tok(p)->kind == KT_MINUS)) {
-        struct kfl_node *op = node_new(tok(p)->kind == KT_PLUS ? KN_ADD : KN_SUB, tok(p)->pos, 1);
-        if (!op) {
-            oom(p);
-            kfl_node_free(n);
-            return NULL;
-        }
-        op->a = n;
-        n = op;
-        if (advance(p) < 0 || !(op->b = parse_postfix(p))) {
+    struct kfl_node *n = operand(p);
+    enum kfl_node_kind kind;
+    while (n && op_at(p, &kind)) {
+        n = node_over(p, kind, tok(p)->pos, tok(p)->len, n);
+        if (!n || advance(p) < 0 || !(n->b = operand(p))) {
             kfl_node_free(n);
             return NULL;
         }
@@ -649,28 +642,44 @@ static struct kfl_node *parse_sum(struct parser *p)
     return n;
 }
 
+static bool sum_op(struct parser *p, enum kfl_node_kind *kind)
+{
+    *kind = tok(p)->kind == KT_PLUS ? KN_ADD : KN_SUB;
+    return tok(p)->kind == KT_PLUS || tok(p)->kind == KT_MINUS;
+}
+
+static bool and_op(struct parser *p, enum kfl_node_kind *kind)
+{
+    *kind = KN_AND;
+    return tok(p)->kind == KT_AND || is_kw(p, "and");
+}
+
+static bool or_op(struct parser *p, enum kfl_node_kind *kind)
+{
+    *kind = KN_OR;
+    return tok(p)->kind == KT_OR || is_kw(p, "or");
+}
+
+static struct kfl_node *parse_sum(struct parser *p)
+{
+    return parse_binary(p, parse_postfix, sum_op);
+}
+
+/* sum, optionally compared with a sum (== != < <= > >=) or matched against a regular
+ * expression (=~ or matches): comparisons do not chain. */
 static struct kfl_node *parse_cmp(struct parser *p)
 {
-    struct kfl_node *lhs = parse_sum(p);
-    if (!lhs)
+    struct kfl_node *n = parse_sum(p);
+    if (!n)
         return NULL;
     enum kfl_tok_kind k = tok(p)->kind;
-    bool is_matches = is_kw(p, "matches");
     if (k == KT_EQ || k == KT_NE || k == KT_LT || k == KT_LE || k == KT_GT || k == KT_GE) {
-        struct kfl_node *n = node_new(KN_CMP, tok(p)->pos, tok(p)->len);
-        if (!n) {
-            oom(p);
-            kfl_node_free(lhs);
-            return NULL;
-        }
-        n->op = k;
-        n->a = lhs;
         char opname[8];
         snprintf(opname, sizeof(opname), "%.*s", tok(p)->len, p->lx.src + tok(p)->pos);
-        if (advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
+        n = node_over(p, KN_CMP, tok(p)->pos, tok(p)->len, n);
+        if (!n || advance(p) < 0)
+            goto fail;
+        n->op = k;
         enum kfl_tok_kind v = tok(p)->kind;
         bool keyword = v == KT_IDENT && (is_kw(p, "and") || is_kw(p, "or") || is_kw(p, "matches"));
         if ((v != KT_IDENT && v != KT_STRING && v != KT_NUMBER && v != KT_LPAREN && v != KT_MINUS) ||
@@ -679,58 +688,26 @@ static struct kfl_node *parse_cmp(struct parser *p)
             kfl_set_error(p->err, tok(p)->pos, tok(p)->kind == KT_END ? 1 : tok(p)->len,
                           "expected a value after '%s', found %s", opname,
                           kfl_tok_describe(tok(p), buf, sizeof(buf)));
-            kfl_node_free(n);
-            return NULL;
+            goto fail;
         }
-        n->b = parse_sum(p);
-        if (!n->b) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        return n;
+        if (!(n->b = parse_sum(p)))
+            goto fail;
+    } else if (k == KT_MATCH || is_kw(p, "matches")) {
+        n = node_over(p, KN_REGEX, tok(p)->pos, tok(p)->len, n);
+        if (!n || advance(p) < 0 || string_operand(p, n, "a regular expression in quotes") < 0)
+            goto fail;
     }
-    if (k == KT_MATCH || is_matches) {
-        struct kfl_node *n = node_new(KN_REGEX, tok(p)->pos, tok(p)->len);
-        if (!n) {
-            oom(p);
-            kfl_node_free(lhs);
-            return NULL;
-        }
-        n->a = lhs;
-        if (advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        if (tok(p)->kind != KT_STRING) {
-            unexpected(p, "a regular expression in quotes");
-            kfl_node_free(n);
-            return NULL;
-        }
-        n->str = tok(p)->text;
-        n->str_len = tok(p)->text_len;
-        tok(p)->text = NULL;
-        if (compile_regex(p, &n->re, n->str) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        n->re_ok = true;
-        if (advance(p) < 0) {
-            kfl_node_free(n);
-            return NULL;
-        }
-        return n;
-    }
-    return lhs;
+    return n;
+fail:
+    kfl_node_free(n);
+    return NULL;
 }
 
 static struct kfl_node *parse_not(struct parser *p)
 {
     if (tok(p)->kind == KT_NOT || is_kw(p, "not")) {
-        if (++p->depth > KFL_MAX_DEPTH) {
-            kfl_set_error(p->err, tok(p)->pos, 1, "query nested too deeply (limit %d)",
-                          KFL_MAX_DEPTH);
+        if (nest(p) < 0)
             return NULL;
-        }
         struct kfl_node *n = node_new(KN_NOT, tok(p)->pos, tok(p)->len);
         if (!n) {
             oom(p);
@@ -748,42 +725,12 @@ static struct kfl_node *parse_not(struct parser *p)
 
 static struct kfl_node *parse_and(struct parser *p)
 {
-    struct kfl_node *n = parse_not(p);
-    while (n && (tok(p)->kind == KT_AND || is_kw(p, "and"))) {
-        struct kfl_node *op = node_new(KN_AND, tok(p)->pos, tok(p)->len);
-        if (!op) {
-            oom(p);
-            kfl_node_free(n);
-            return NULL;
-        }
-        op->a = n;
-        n = op;
-        if (advance(p) < 0 || !(op->b = parse_not(p))) {
-            kfl_node_free(n);
-            return NULL;
-        }
-    }
-    return n;
+    return parse_binary(p, parse_not, and_op);
 }
 
 static struct kfl_node *parse_or(struct parser *p)
 {
-    struct kfl_node *n = parse_and(p);
-    while (n && (tok(p)->kind == KT_OR || is_kw(p, "or"))) {
-        struct kfl_node *op = node_new(KN_OR, tok(p)->pos, tok(p)->len);
-        if (!op) {
-            oom(p);
-            kfl_node_free(n);
-            return NULL;
-        }
-        op->a = n;
-        n = op;
-        if (advance(p) < 0 || !(op->b = parse_and(p))) {
-            kfl_node_free(n);
-            return NULL;
-        }
-    }
-    return n;
+    return parse_binary(p, parse_and, or_op);
 }
 
 struct kfl_query *kfl_compile(const char *text, struct kfl_error *err)
