@@ -390,7 +390,37 @@ static void set_group(json_t *section, struct kr *r)
                             st_json_bytes_string((const char *)g, (size_t)(len > KAFKA_NAME_MAX ? KAFKA_NAME_MAX : len)));
 }
 
+/* The array of topics, each with its array of partitions, that most topic APIs share
+ * (both with tagged fields when flexible). A topic is named by UUID from `id_version` on
+ * (-1: never); `list` adds the names to the entry, which requests do and responses need
+ * not. `partition` reads one partition's own fields. */
+typedef void (*partition_fn)(struct kr *r, int v, struct topics *t, size_t topic_index);
+
+static void read_topic_partitions(struct kr *r, int v, struct topics *t, int id_version, bool list,
+                                  partition_fn partition)
+{
+    int32_t n = kr_array(r);
+    for (int32_t i = 0; i < n && !r->bad; i++) {
+        if (list) read_topic(r, t, v, id_version);
+        else if (id_version >= 0 && v >= id_version) kr_take(r, 16);
+        else kr_skip_string(r);
+        int32_t np = kr_array(r);
+        for (int32_t j = 0; j < np && !r->bad; j++) {
+            partition(r, v, t, (size_t)i);
+            kr_skip_tags(r);
+        }
+        kr_skip_tags(r);
+    }
+}
+
 /* --- request bodies --- */
+
+static void produce_partition(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    (void)v;
+    add_partition(t, topic_index, kr_int(r, 4));
+    kr_skip_bytes(r); /* records: usually past the kept head, which ends parsing */
+}
 
 static void parse_produce(struct kr *r, int v, struct topics *t, int *acks)
 {
@@ -398,17 +428,17 @@ static void parse_produce(struct kr *r, int v, struct topics *t, int *acks)
     int64_t a = kr_int(r, 2);
     if (!r->bad) *acks = (int)a;
     kr_int(r, 4);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        read_topic(r, t, v, 13);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            add_partition(t, (size_t)i, kr_int(r, 4));
-            kr_skip_bytes(r); /* records: usually past the kept head, which ends parsing */
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, 13, true, produce_partition);
+}
+
+static void fetch_partition(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    add_partition(t, topic_index, kr_int(r, 4));
+    if (v >= 9) kr_int(r, 4);
+    kr_int(r, 8);
+    if (v >= 12) kr_int(r, 4);
+    if (v >= 5) kr_int(r, 8);
+    kr_int(r, 4);
 }
 
 static void parse_fetch(struct kr *r, int v, struct topics *t)
@@ -418,40 +448,22 @@ static void parse_fetch(struct kr *r, int v, struct topics *t)
     if (v >= 3) kr_int(r, 4);
     if (v >= 4) kr_int(r, 1);
     if (v >= 7) kr_int(r, 4), kr_int(r, 4);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        read_topic(r, t, v, 13);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            add_partition(t, (size_t)i, kr_int(r, 4));
-            if (v >= 9) kr_int(r, 4);
-            kr_int(r, 8);
-            if (v >= 12) kr_int(r, 4);
-            if (v >= 5) kr_int(r, 8);
-            kr_int(r, 4);
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, 13, true, fetch_partition);
+}
+
+static void list_offsets_partition(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    add_partition(t, topic_index, kr_int(r, 4));
+    if (v >= 4) kr_int(r, 4);
+    kr_int(r, 8);
+    if (v == 0) kr_int(r, 4);
 }
 
 static void parse_list_offsets(struct kr *r, int v, struct topics *t)
 {
     kr_int(r, 4);
     if (v >= 2) kr_int(r, 1);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        read_topic(r, t, v, -1);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            add_partition(t, (size_t)i, kr_int(r, 4));
-            if (v >= 4) kr_int(r, 4);
-            kr_int(r, 8);
-            if (v == 0) kr_int(r, 4);
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, -1, true, list_offsets_partition);
 }
 
 static void parse_metadata(struct kr *r, int v, struct topics *t)
@@ -464,26 +476,22 @@ static void parse_metadata(struct kr *r, int v, struct topics *t)
     }
 }
 
+static void offset_commit_partition(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    add_partition(t, topic_index, kr_int(r, 4));
+    kr_int(r, 8);
+    if (v >= 6) kr_int(r, 4);
+    if (v == 1) kr_int(r, 8);
+    kr_skip_string(r);
+}
+
 static void parse_offset_commit(struct kr *r, int v, struct topics *t, json_t *section)
 {
     set_group(section, r);
     if (v >= 1) kr_int(r, 4), kr_skip_string(r);
     if (v >= 7) kr_skip_string(r);
     if (v >= 2 && v <= 4) kr_int(r, 8);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        read_topic(r, t, v, 10);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            add_partition(t, (size_t)i, kr_int(r, 4));
-            kr_int(r, 8);
-            if (v >= 6) kr_int(r, 4);
-            if (v == 1) kr_int(r, 8);
-            kr_skip_string(r);
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, 10, true, offset_commit_partition);
 }
 
 static void parse_offset_fetch_topics(struct kr *r, int v, struct topics *t, int id_version)
@@ -513,55 +521,52 @@ static void parse_offset_fetch(struct kr *r, int v, struct topics *t, json_t *se
 
 /* --- response bodies: error codes (and topics when the request had none) --- */
 
+/* partition_index then error_code: how most per-partition responses begin, and all an
+ * OffsetCommit response partition holds. */
+static void partition_error(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    (void)v, (void)topic_index;
+    kr_int(r, 4);
+    note_error(t, kr_int(r, 2));
+}
+
+static void produce_partition_response(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    partition_error(r, v, t, topic_index);
+    kr_int(r, 8);
+    if (v >= 2) kr_int(r, 8);
+    if (v >= 5) kr_int(r, 8);
+    if (v >= 8) {
+        int32_t ne = kr_array(r);
+        for (int32_t k = 0; k < ne && !r->bad; k++) kr_int(r, 4), kr_skip_string(r), kr_skip_tags(r);
+        kr_skip_string(r);
+    }
+}
+
 static void response_produce(struct kr *r, int v, struct topics *t)
 {
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        if (v >= 13) kr_take(r, 16);
-        else kr_skip_string(r);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            kr_int(r, 4);
-            note_error(t, kr_int(r, 2));
-            kr_int(r, 8);
-            if (v >= 2) kr_int(r, 8);
-            if (v >= 5) kr_int(r, 8);
-            if (v >= 8) {
-                int32_t ne = kr_array(r);
-                for (int32_t k = 0; k < ne && !r->bad; k++) kr_int(r, 4), kr_skip_string(r), kr_skip_tags(r);
-                kr_skip_string(r);
-            }
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
+    read_topic_partitions(r, v, t, 13, false, produce_partition_response);
+}
+
+static void fetch_partition_response(struct kr *r, int v, struct topics *t, size_t topic_index)
+{
+    partition_error(r, v, t, topic_index);
+    kr_int(r, 8);
+    if (v >= 4) kr_int(r, 8);
+    if (v >= 5) kr_int(r, 8);
+    if (v >= 4) {
+        int32_t na = kr_array(r);
+        for (int32_t k = 0; k < na && !r->bad; k++) kr_int(r, 8), kr_int(r, 8), kr_skip_tags(r);
     }
+    if (v >= 11) kr_int(r, 4);
+    kr_skip_bytes(r); /* records */
 }
 
 static void response_fetch(struct kr *r, int v, struct topics *t)
 {
     if (v >= 1) kr_int(r, 4);
     if (v >= 7) note_error(t, kr_int(r, 2)), kr_int(r, 4);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        if (v >= 13) kr_take(r, 16);
-        else kr_skip_string(r);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            kr_int(r, 4);
-            note_error(t, kr_int(r, 2));
-            kr_int(r, 8);
-            if (v >= 4) kr_int(r, 8);
-            if (v >= 5) kr_int(r, 8);
-            if (v >= 4) {
-                int32_t na = kr_array(r);
-                for (int32_t k = 0; k < na && !r->bad; k++) kr_int(r, 8), kr_int(r, 8), kr_skip_tags(r);
-            }
-            if (v >= 11) kr_int(r, 4);
-            kr_skip_bytes(r); /* records */
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, 13, false, fetch_partition_response);
 }
 
 static void response_metadata(struct kr *r, int v, struct topics *t, bool list_topics)
@@ -597,59 +602,42 @@ static void response_metadata(struct kr *r, int v, struct topics *t, bool list_t
     }
 }
 
+static void list_offsets_partition_response(struct kr *r, int v, struct topics *t,
+                                            size_t topic_index)
+{
+    partition_error(r, v, t, topic_index);
+    if (v == 0) kr_skip_int_array(r, 8);
+    else kr_int(r, 8), kr_int(r, 8);
+    if (v >= 4) kr_int(r, 4);
+}
+
 static void response_list_offsets(struct kr *r, int v, struct topics *t)
 {
     if (v >= 2) kr_int(r, 4);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        kr_skip_string(r);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            kr_int(r, 4);
-            note_error(t, kr_int(r, 2));
-            if (v == 0) kr_skip_int_array(r, 8);
-            else kr_int(r, 8), kr_int(r, 8);
-            if (v >= 4) kr_int(r, 4);
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, -1, false, list_offsets_partition_response);
 }
 
 static void response_offset_commit(struct kr *r, int v, struct topics *t)
 {
     if (v >= 3) kr_int(r, 4);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        if (v >= 10) kr_take(r, 16);
-        else kr_skip_string(r);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            kr_int(r, 4);
-            note_error(t, kr_int(r, 2));
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, 10, false, partition_error);
+}
+
+static void offset_fetch_partition_response(struct kr *r, int v, struct topics *t,
+                                            size_t topic_index)
+{
+    (void)topic_index;
+    kr_int(r, 4), kr_int(r, 8);
+    if (v >= 5) kr_int(r, 4);
+    kr_skip_string(r);
+    note_error(t, kr_int(r, 2));
 }
 
 static void response_offset_fetch(struct kr *r, int v, struct topics *t)
 {
     if (v >= 8) return; /* grouped layout: not parsed */
     if (v >= 3) kr_int(r, 4);
-    int32_t n = kr_array(r);
-    for (int32_t i = 0; i < n && !r->bad; i++) {
-        kr_skip_string(r);
-        int32_t np = kr_array(r);
-        for (int32_t j = 0; j < np && !r->bad; j++) {
-            kr_int(r, 4), kr_int(r, 8);
-            if (v >= 5) kr_int(r, 4);
-            kr_skip_string(r);
-            note_error(t, kr_int(r, 2));
-            kr_skip_tags(r);
-        }
-        kr_skip_tags(r);
-    }
+    read_topic_partitions(r, v, t, -1, false, offset_fetch_partition_response);
     if (v >= 2) note_error(t, kr_int(r, 2));
 }
 
