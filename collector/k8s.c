@@ -1,5 +1,5 @@
 /* k8s.c - names for IPs from the Kubernetes API: list + watch of pods, services and
- * endpoints with libcurl's multi interface on the collector's event loop.
+ * endpoints with libcurl's multi interface on the collector's event loop (kubeapi.c).
  *
  * In a cluster (KUBERNETES_SERVICE_HOST) the collector uses its service-account token and
  * CA; --k8s-api, --k8s-token-file and --k8s-ca-file override them (tests use a fake API
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "kubeapi.h"
 
 #define MAX_BODY (256u << 20) /* a list answer */
 #define MAX_LINE (16u << 20)  /* one watch event */
@@ -43,8 +44,7 @@ struct resource {
 
 struct st_k8s {
     struct st_collector *c;
-    CURLM *multi;
-    struct event *timer;
+    struct st_kubeapi *api;
     struct resource res[RES_COUNT];
 };
 
@@ -305,9 +305,10 @@ static void list_done(struct resource *r)
     start(r);
 }
 
-static void transfer_done(struct resource *r, CURLcode code, long status)
+static void transfer_done(void *transfer, CURLcode code, long status)
 {
-    curl_multi_remove_handle(r->k->multi, r->easy);
+    struct resource *r = transfer;
+    curl_multi_remove_handle(st_kubeapi_multi(r->k->api), r->easy);
     curl_easy_cleanup(r->easy);
     r->easy = NULL;
     curl_slist_free_all(r->headers);
@@ -341,35 +342,6 @@ static void transfer_done(struct resource *r, CURLcode code, long status)
     r->len = 0;
 }
 
-static void check_done(struct st_k8s *k)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(k->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        struct resource *r;
-        long status = 0;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        transfer_done(r, m->data.result, status);
-    }
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char buf[16384];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return strdup(buf);
-}
-
 static void start(struct resource *r)
 {
     struct st_k8s *k = r->k;
@@ -393,18 +365,7 @@ static void start(struct resource *r)
         schedule_retry(r, RETRY_MS);
         return;
     }
-    /* tokens are rotated: read it for every request */
-    char *token = read_file(cfg->k8s_token_file);
-    if (token) {
-        size_t hl = strlen(token) + 32;
-        char *h = malloc(hl);
-        if (h) {
-            snprintf(h, hl, "Authorization: Bearer %s", token);
-            r->headers = curl_slist_append(r->headers, h);
-            free(h);
-        }
-        free(token);
-    }
+    r->headers = st_kubeapi_add_auth(r->headers, cfg->k8s_token_file);
     r->headers = curl_slist_append(r->headers, "Accept: application/json");
     curl_easy_setopt(r->easy, CURLOPT_URL, url);
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
@@ -417,7 +378,7 @@ static void start(struct resource *r)
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, r->watching ? (long)(WATCH_SECONDS + 30) * 1000 : 60000L);
     if (access(cfg->k8s_ca_file, R_OK) == 0)
         curl_easy_setopt(r->easy, CURLOPT_CAINFO, cfg->k8s_ca_file);
-    curl_multi_add_handle(k->multi, r->easy);
+    curl_multi_add_handle(st_kubeapi_multi(k->api), r->easy);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -425,63 +386,6 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     start(arg);
-}
-
-/* ---- libcurl <-> libevent ---- */
-
-static void on_socket_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct st_k8s *k = arg;
-    int running, flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(k->multi, fd, flags, &running);
-    check_done(k);
-}
-
-static void on_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct st_k8s *k = arg;
-    int running;
-    curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(k);
-}
-
-static int on_curl_timer(CURLM *multi, long ms, void *arg)
-{
-    (void)multi;
-    struct st_k8s *k = arg;
-    if (ms < 0) {
-        evtimer_del(k->timer);
-    } else {
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        evtimer_add(k->timer, &tv);
-    }
-    return 0;
-}
-
-static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
-{
-    (void)easy;
-    struct st_k8s *k = arg;
-    struct event *ev = sockp;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev) {
-            event_free(ev);
-            curl_multi_assign(k->multi, s, NULL);
-        }
-        return 0;
-    }
-    short flags = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, k->c->base, s, flags, on_socket_event, k);
-    } else {
-        ev = event_new(k->c->base, s, flags, on_socket_event, k);
-        curl_multi_assign(k->multi, s, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
 }
 
 struct st_k8s *st_k8s_new(struct st_collector *c, char *err, size_t errlen)
@@ -494,14 +398,9 @@ struct st_k8s *st_k8s_new(struct st_collector *c, char *err, size_t errlen)
     if (!k)
         goto nomem;
     k->c = c;
-    k->multi = curl_multi_init();
-    k->timer = evtimer_new(c->base, on_timer_event, k);
-    if (!k->multi || !k->timer)
+    k->api = st_kubeapi_new(c->base, transfer_done);
+    if (!k->api)
         goto nomem;
-    curl_multi_setopt(k->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(k->multi, CURLMOPT_SOCKETDATA, k);
-    curl_multi_setopt(k->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(k->multi, CURLMOPT_TIMERDATA, k);
     for (int i = 0; i < RES_COUNT; i++) {
         struct resource *r = &k->res[i];
         r->k = k;
@@ -527,7 +426,7 @@ void st_k8s_free(struct st_k8s *k)
     for (int i = 0; i < RES_COUNT; i++) {
         struct resource *r = &k->res[i];
         if (r->easy) {
-            curl_multi_remove_handle(k->multi, r->easy);
+            curl_multi_remove_handle(st_kubeapi_multi(k->api), r->easy);
             curl_easy_cleanup(r->easy);
         }
         curl_slist_free_all(r->headers);
@@ -538,10 +437,7 @@ void st_k8s_free(struct st_k8s *k)
         free(r->rv);
         free(r->cont);
     }
-    if (k->multi)
-        curl_multi_cleanup(k->multi);
-    if (k->timer)
-        event_free(k->timer);
+    st_kubeapi_free(k->api);
     free(k);
     curl_global_cleanup();
 }

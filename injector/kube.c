@@ -1,10 +1,11 @@
 /* kube.c - Kubernetes API calls from the webhook's event loop.
  *
- * libcurl's multi interface is driven by libevent (the pattern of curl's multi-event.c):
- * one event per socket curl asks about, one timer. Requests are few (a namespace GET on a
+ * libcurl's multi interface is driven by libevent (kubeapi.c, shared with the
+ * collector). Requests are few (a namespace GET on a
  * cache miss, a webhook configuration GET/PATCH per resync) and bounded by a timeout, so a
  * slow API server delays only the admission requests that wait for it. */
 #include "kube.h"
+#include "kubeapi.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,92 +38,26 @@ struct call {
 };
 
 struct st_kube {
-    struct event_base *base;
-    CURLM *multi;
-    struct event *timer;
+    struct st_kubeapi *api;
     char *api_url, *token_file, *ca_file;
     struct call *calls; /* in flight */
 };
 
 static void finish(struct call *c, int status, const char *err);
 
-static void check_done(struct st_kube *k)
+/* A finished transfer (kubeapi.h): its curl error, if any, wins over its HTTP status. */
+static void on_done(void *transfer, CURLcode res, long status)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(k->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE) continue;
-        struct call *c = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-        long code = 0;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-        CURLcode res = m->data.result;
-        if (res != CURLE_OK) {
-            char err[CURL_ERROR_SIZE + 64];
-            snprintf(err, sizeof err, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
-            finish(c, 0, err);
-        } else if (c->resp_too_big) {
-            finish(c, 0, "response too large");
-        } else {
-            finish(c, (int)code, NULL);
-        }
-    }
-}
-
-static void on_socket_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct st_kube *k = arg;
-    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(k->multi, fd, flags, &running);
-    check_done(k);
-}
-
-static void on_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    struct st_kube *k = arg;
-    int running;
-    curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(k);
-}
-
-static int on_curl_timer(CURLM *multi, long ms, void *arg)
-{
-    (void)multi;
-    struct st_kube *k = arg;
-    if (ms < 0) {
-        evtimer_del(k->timer);
+    struct call *c = transfer;
+    if (res != CURLE_OK) {
+        char err[CURL_ERROR_SIZE + 64];
+        snprintf(err, sizeof err, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+        finish(c, 0, err);
+    } else if (c->resp_too_big) {
+        finish(c, 0, "response too large");
     } else {
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        evtimer_add(k->timer, &tv);
+        finish(c, (int)status, NULL);
     }
-    return 0;
-}
-
-static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
-{
-    (void)easy;
-    struct st_kube *k = arg;
-    struct event *ev = sockp;
-    if (what == CURL_POLL_REMOVE) {
-        if (ev) {
-            event_free(ev);
-            curl_multi_assign(k->multi, s, NULL);
-        }
-        return 0;
-    }
-    short flags = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    if (ev) {
-        event_del(ev);
-        event_assign(ev, k->base, s, flags, on_socket_event, k);
-    } else {
-        ev = event_new(k->base, s, flags, on_socket_event, k);
-        if (ev == NULL) return -1;
-        curl_multi_assign(k->multi, s, ev);
-    }
-    event_add(ev, NULL);
-    return 0;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -152,23 +87,17 @@ struct st_kube *st_kube_new(struct event_base *base, const char *api_url, const 
 {
     struct st_kube *k = calloc(1, sizeof *k);
     if (k == NULL) return NULL;
-    k->base = base;
     k->api_url = strdup(api_url);
     k->token_file = token_file ? strdup(token_file) : NULL;
     k->ca_file = ca_file ? strdup(ca_file) : NULL;
-    k->multi = curl_multi_init();
-    k->timer = evtimer_new(base, on_timer_event, k);
-    if (k->api_url == NULL || k->multi == NULL || k->timer == NULL) {
+    k->api = st_kubeapi_new(base, on_done);
+    if (k->api_url == NULL || k->api == NULL) {
         st_kube_free(k);
         return NULL;
     }
     while (strlen(k->api_url) && k->api_url[strlen(k->api_url) - 1] == '/')
         k->api_url[strlen(k->api_url) - 1] = '\0';
-    curl_multi_setopt(k->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(k->multi, CURLMOPT_SOCKETDATA, k);
-    curl_multi_setopt(k->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(k->multi, CURLMOPT_TIMERDATA, k);
-    curl_multi_setopt(k->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+    curl_multi_setopt(st_kubeapi_multi(k->api), CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
     return k;
 }
 
@@ -178,7 +107,7 @@ static void finish(struct call *c, int status, const char *err)
     if (c->prev) c->prev->next = c->next;
     else k->calls = c->next;
     if (c->next) c->next->prev = c->prev;
-    curl_multi_remove_handle(k->multi, c->easy);
+    curl_multi_remove_handle(st_kubeapi_multi(k->api), c->easy);
     curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
     c->cb(status, c->resp ? c->resp : "", c->resp_len, err, c->arg);
@@ -191,25 +120,11 @@ void st_kube_free(struct st_kube *k)
 {
     if (k == NULL) return;
     while (k->calls) finish(k->calls, 0, "shutting down");
-    if (k->multi) curl_multi_cleanup(k->multi);
-    if (k->timer) event_free(k->timer);
+    st_kubeapi_free(k->api);
     free(k->api_url);
     free(k->token_file);
     free(k->ca_file);
     free(k);
-}
-
-/* The service-account token, re-read each time; "" when there is none. */
-static void read_token(const char *path, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    if (path == NULL || path[0] == '\0') return;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return;
-    size_t n = fread(out, 1, outlen - 1, f);
-    fclose(f);
-    out[n] = '\0';
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) out[--n] = '\0';
 }
 
 int st_kube_request(struct st_kube *k, const char *method, const char *path,
@@ -226,16 +141,12 @@ int st_kube_request(struct st_kube *k, const char *method, const char *path,
         free(c);
         return -1;
     }
-    char url[1024], token[8192], auth[8300];
+    char url[1024];
     snprintf(url, sizeof url, "%s%s", k->api_url, path);
-    read_token(k->token_file, token, sizeof token);
     c->headers = curl_slist_append(c->headers, "Accept: application/json");
     c->headers = curl_slist_append(c->headers, "User-Agent: sidetap-injector/" SIDETAP_VERSION);
     c->headers = curl_slist_append(c->headers, "Expect:");
-    if (token[0]) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        c->headers = curl_slist_append(c->headers, auth);
-    }
+    c->headers = st_kubeapi_add_auth(c->headers, k->token_file);
     if (content_type) {
         char ct[200];
         snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
@@ -261,7 +172,7 @@ int st_kube_request(struct st_kube *k, const char *method, const char *path,
     c->next = k->calls;
     if (k->calls) k->calls->prev = c;
     k->calls = c;
-    if (curl_multi_add_handle(k->multi, c->easy) != CURLM_OK) {
+    if (curl_multi_add_handle(st_kubeapi_multi(k->api), c->easy) != CURLM_OK) {
         c->cb = NULL;
         k->calls = c->next;
         if (k->calls) k->calls->prev = NULL;
