@@ -30,23 +30,9 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-from harness import Node, netns  # noqa: E402
+from harness import Node, netns, start_nginx  # noqa: E402
 
-NGINX_CONF = """\
-worker_processes 1;
-worker_rlimit_nofile 16384;
-user root;
-daemon off;
-pid {dir}/{pod}.nginx.pid;
-error_log stderr crit;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/{pod}.body;
-    proxy_temp_path {dir}/{pod}.proxy;
-    fastcgi_temp_path {dir}/{pod}.fastcgi;
-    uwsgi_temp_path {dir}/{pod}.uwsgi;
-    scgi_temp_path {dir}/{pod}.scgi;
+NGINX_HTTP = """\
     keepalive_requests 1000000;
     keepalive_timeout 300;
     client_max_body_size 64m;
@@ -55,7 +41,6 @@ http {{
         root {root};
         location /api/ {{ return 200 '{{"accepted":1}}'; }}
     }}
-}}
 """
 
 HAPROXY_CONF = """\
@@ -211,11 +196,7 @@ def main():
             f.write(body)
 
         def nginx(pod):
-            conf = os.path.join(node.dir, pod.name + ".nginx.conf")
-            with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=node.dir, pod=pod.name, root=root))
-            proc = pod.spawn(["nginx", "-c", conf], name="nginx", nofile=20000)
-            pod.wait_port(80, proc=proc)
+            start_nginx(pod, NGINX_HTTP.format(root=root), rlimit_nofile=16384, nofile=20000)
 
         sink = node.add_pod("collector", namespace="sidetap")
         nginx(sink)

@@ -10,12 +10,12 @@ A product id that does not exist answers 404, and every service has /health.
 """
 import argparse
 import http.client
-import http.server
 import json
-import random
 import socket
 import sys
-import time
+
+sys.dont_write_bytecode = True
+from appserver import JSONHandler, pick_address, serve  # noqa: E402
 
 BOOKS = {
     0: {"id": 0, "author": "William Shakespeare", "year": 1595, "type": "paperback",
@@ -38,8 +38,7 @@ def call(host, path, timeout=2.0):
     """GET http://host:9080/path; returns (status, parsed JSON or None). Resolves every
     time (like an app without a DNS cache) and picks one of the A records."""
     try:
-        addrs = [a[4][0] for a in socket.getaddrinfo(host, 9080, socket.AF_INET, socket.SOCK_STREAM)]
-        conn = http.client.HTTPConnection(random.choice(addrs), 9080, timeout=timeout)
+        conn = http.client.HTTPConnection(pick_address(host, 9080), 9080, timeout=timeout)
         conn.request("GET", path, headers={"Host": f"{host}:9080", "User-Agent": "bookinfo/1.0",
                                            "Accept": "application/json"})
         resp = conn.getresponse()
@@ -53,21 +52,8 @@ def call(host, path, timeout=2.0):
         return 503, {"error": str(e)}
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JSONHandler):
     server_version = "bookinfo"
-    sys_version = ""
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def send_json(self, status, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def product_id(self, prefix):
         try:
@@ -78,17 +64,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         svc, version = self.server.service, self.server.version
         if self.path == "/health":
-            return self.send_json(200, {"status": "Healthy"})
+            return self.send(200, {"status": "Healthy"})
         if svc == "details" and self.path.startswith("/details/"):
             pid = self.product_id("/details/")
             if pid in BOOKS:
-                return self.send_json(200, BOOKS[pid])
-            return self.send_json(404, {"error": f"product {pid} not found"})
+                return self.send(200, BOOKS[pid])
+            return self.send(404, {"error": f"product {pid} not found"})
         if svc == "ratings" and self.path.startswith("/ratings/"):
             pid = self.product_id("/ratings/")
             if pid in RATINGS:
-                return self.send_json(200, {"id": pid, "ratings": RATINGS[pid]})
-            return self.send_json(404, {"error": f"ratings for {pid} not found"})
+                return self.send(200, {"id": pid, "ratings": RATINGS[pid]})
+            return self.send(404, {"error": f"ratings for {pid} not found"})
         if svc == "reviews" and self.path.startswith("/reviews/"):
             pid = self.product_id("/reviews/")
             reviews = [dict(r) for r in REVIEWS]
@@ -101,22 +87,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         r["rating"] = {"stars": stars[r["reviewer"]], "color": color}
                     else:
                         r["rating"] = {"error": "Ratings service is currently unavailable"}
-            return self.send_json(200, {"id": pid, "podname": socket.gethostname(),
+            return self.send(200, {"id": pid, "podname": socket.gethostname(),
                                         "clustername": "null", "reviews": reviews})
         if svc == "productpage" and self.path.startswith("/api/v1/products/"):
             pid = self.product_id("/api/v1/products/")
             dstatus, details = call("details", f"/details/{pid}")
             if dstatus == 404:
-                return self.send_json(404, {"error": f"product {pid} not found"})
+                return self.send(404, {"error": f"product {pid} not found"})
             rstatus, reviews = call("reviews", f"/reviews/{pid}")
-            return self.send_json(200, {"id": pid, "details": details, "reviews": reviews,
+            return self.send(200, {"id": pid, "details": details, "reviews": reviews,
                                         "detailsStatus": dstatus, "reviewsStatus": rstatus})
         if svc == "productpage" and self.path.startswith("/productpage"):
             _, details = call("details", "/details/0")
             _, reviews = call("reviews", "/reviews/0")
-            return self.send_json(200, {"title": "The Comedy of Errors", "details": details,
+            return self.send(200, {"title": "The Comedy of Errors", "details": details,
                                         "reviews": reviews})
-        self.send_json(404, {"error": f"no route for {self.path}"})
+        self.send(404, {"error": f"no route for {self.path}"})
 
 
 def main():
@@ -125,15 +111,8 @@ def main():
     p.add_argument("--version", default="v1")
     p.add_argument("--port", type=int, default=9080)
     args = p.parse_args()
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", args.port), Handler)
-    server.daemon_threads = True
-    server.service, server.version = args.service, args.version
-    print(f"bookinfo {args.service} {args.version} on :{args.port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(args.port, Handler, f"bookinfo {args.service} {args.version} on :{args.port}",
+                 service=args.service, version=args.version)
 
 
 if __name__ == "__main__":

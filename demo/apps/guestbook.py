@@ -11,11 +11,12 @@ POST /api/entries  {"text": "..."}   RPUSH on the leader (and INCR a counter)
 GET /health
 """
 import argparse
-import http.server
 import json
-import random
 import socket
 import sys
+
+sys.dont_write_bytecode = True
+from appserver import JSONHandler, pick_address, serve  # noqa: E402
 
 PAGE = b"""<!doctype html><title>Guestbook</title>
 <h1>Guestbook</h1><form method=post action=/api/entries><input name=text><button>Submit</button></form>
@@ -61,29 +62,14 @@ def read_reply(f):
 
 def redis(host, *commands):
     """Runs commands (pipelined) on host:6379 and returns the replies."""
-    addrs = [a[4][0] for a in socket.getaddrinfo(host, 6379, socket.AF_INET, socket.SOCK_STREAM)]
-    with socket.create_connection((random.choice(addrs), 6379), timeout=2) as s:
+    with socket.create_connection((pick_address(host, 6379), 6379), timeout=2) as s:
         s.sendall(b"".join(resp_command(*c) for c in commands))
         f = s.makefile("rb")
         return [read_reply(f) for _ in commands]
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JSONHandler):
     server_version = "guestbook"
-    sys_version = ""
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def send(self, status, body, ctype="application/json"):
-        if not isinstance(body, bytes):
-            body = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         if self.path == "/health":
@@ -121,15 +107,8 @@ def main():
     p.add_argument("--leader", default="redis-leader")
     p.add_argument("--follower", default="redis-follower")
     args = p.parse_args()
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", args.port), Handler)
-    server.daemon_threads = True
-    server.leader, server.follower = args.leader, args.follower
-    print(f"guestbook frontend on :{args.port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(args.port, Handler, f"guestbook frontend on :{args.port}",
+                 leader=args.leader, follower=args.follower)
 
 
 if __name__ == "__main__":

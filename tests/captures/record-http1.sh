@@ -9,30 +9,14 @@
 # backend (python, stdlib) does what nginx cannot: echo bodies, chunk by hand, HTTP/1.0
 # read-until-close, WebSocket and the h2c upgrade (101 + a minimal HTTP/2 answer).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$0")/lib.sh"
 out=${1:-$here/http1}
 mkdir -p "$out"
-work=$(mktemp -d /tmp/sidetap-rec-http1.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port
-  for _ in $(seq 100); do
-    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "record-http1: nothing listens on port $1" >&2; return 1
-}
-
-nginx_port=$(free_port)
-backend_port=$(free_port)
-relay_port=$(free_port)
+nginx_port=$(freeport)
+backend_port=$(freeport)
+relay_port=$(freeport)
 
 # --- the backend ---
 cat >"$work/backend.py" <<'PY'
@@ -199,22 +183,18 @@ http {
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" &
 pids+=($!)
-wait_port "$nginx_port"
-wait_port "$backend_port"
+waitport "$nginx_port"
+waitport "$backend_port"
 
 # record NAME UPSTREAM_PORT HEADER_PORT -- client command...: one connection into NAME.cap
 # (RECORD_NTH=N: the client opens N connections and the Nth is kept; wrk opens an empty
 # one first.)
 record() {
   local name=$1 upstream=$2 header_port=$3 nth=${RECORD_NTH:-1}; shift 4
-  rm -f "$work/ready" "$work/$name"-*.cap
-  python3 "$here/record.py" --listen "127.0.0.1:$relay_port" --upstream "127.0.0.1:$upstream" \
-    --port "$header_port" --count "$nth" --out "$work/$name" --seconds 20 --ready "$work/ready" &
-  local rec=$!
-  for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
-  [[ -f $work/ready ]] || { echo "record-http1: the recorder did not start" >&2; exit 1; }
+  rm -f "$work/$name"-*.cap
+  relay_start "$relay_port" "$upstream" "$header_port" --count "$nth" --out "$work/$name" --seconds 20
   "$@" >"$work/$name.out" 2>&1 || { echo "record-http1: client of $name failed:" >&2; cat "$work/$name.out" >&2; }
-  wait "$rec"
+  wait "$recpid"
   mv "$work/$name-$nth.cap" "$out/$name.cap"
   echo "$name.cap: $(stat -c %s "$out/$name.cap") bytes"
 }

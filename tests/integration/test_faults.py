@@ -18,26 +18,12 @@ import time
 
 import common
 from common import ProxyTest, get
-from harness import netns
+from harness import netns, start_nginx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANY = 2000
 
-NGINX_CONF = """\
-worker_processes 1;
-worker_rlimit_nofile 8192;
-user root;
-daemon off;
-pid {dir}/{pod}.nginx.pid;
-error_log stderr crit;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/{pod}.body;
-    proxy_temp_path {dir}/{pod}.proxy;
-    fastcgi_temp_path {dir}/{pod}.fastcgi;
-    uwsgi_temp_path {dir}/{pod}.uwsgi;
-    scgi_temp_path {dir}/{pod}.scgi;
+NGINX_HTTP = """\
     keepalive_timeout 60;
     server {{
         listen 80 backlog=4096;
@@ -48,7 +34,6 @@ http {{
             client_max_body_size 64m;
         }}
     }}
-}}
 """
 
 BAD_REQUESTS = [
@@ -91,11 +76,8 @@ class Faults(ProxyTest):
         cls.web = cls.injected("web", labels={"app": "web"}, nofile=16384)
         cls.direct = cls.plain("web-direct")
         for pod in (cls.web, cls.direct):
-            conf = os.path.join(n.dir, pod.name + ".nginx.conf")
-            with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=n.dir, pod=pod.name, docroot=cls.docroot))
-            proc = pod.spawn(["nginx", "-c", conf], name="nginx", nofile=16384)
-            pod.wait_port(80, proc=proc)
+            start_nginx(pod, NGINX_HTTP.format(dir=n.dir, pod=pod.name, docroot=cls.docroot),
+                        rlimit_nofile=8192, nofile=16384)
             proc = pod.spawn(["python3", os.path.join(HERE, "opaque_server.py"), "reset:9100",
                               "binary:9000", "stall:9200"], name="servers")
             pod.wait_port(9200, proc=proc)

@@ -12,21 +12,9 @@ import unittest
 
 import common
 from common import ProxyTest, get, where
+from harness import start_nginx
 
-NGINX_CONF = """\
-worker_processes 1;
-user root;
-daemon off;
-pid {dir}/{pod}.nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/{pod}.body;
-    proxy_temp_path {dir}/{pod}.proxy;
-    fastcgi_temp_path {dir}/{pod}.fastcgi;
-    uwsgi_temp_path {dir}/{pod}.uwsgi;
-    scgi_temp_path {dir}/{pod}.scgi;
+NGINX_HTTP = """\
     default_type application/octet-stream;
     keepalive_requests 100000;
     server {{
@@ -47,7 +35,6 @@ http {{
             client_body_buffer_size 1m;
         }}
     }}
-}}
 """
 
 BIG = 100 << 20
@@ -95,11 +82,8 @@ class Http1(ProxyTest):
                                service_account="web-sa")
         cls.direct = cls.plain("web-direct", namespace="shop")
         for pod in (cls.web, cls.direct):
-            conf = os.path.join(n.dir, pod.name + ".nginx.conf")
-            with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(dir=n.dir, pod=pod.name, docroot=cls.docroot))
-            proc = pod.spawn(["nginx", "-c", conf], name="nginx")
-            pod.wait_port(80, proc=proc)
+            start_nginx(pod, NGINX_HTTP.format(dir=n.dir, pod=pod.name, docroot=cls.docroot),
+                        error_log="warn", worker_connections=4096)
         cls.web_host = n.add_service("web", cls.web)
         cls.direct_host = n.add_service("web-direct", cls.direct)
         cls.client = cls.injected("client-5c4b", namespace="shop", labels={"app": "client"},

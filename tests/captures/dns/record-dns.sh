@@ -3,15 +3,11 @@
 # loopback port, through record.py, over UDP (udp.cap) and TCP (tcp.cap, one connection
 # with several queries thanks to +keepopen). Every answer is local (no upstream at all).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-rec=$here/../record.py
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 port=$((20000 + RANDOM % 20000)) relay=$((port + 1))
-cat >"$tmp/dnsmasq.conf" <<CONF
+cat >"$work/dnsmasq.conf" <<CONF
 port=$port
 listen-address=127.0.0.1
 bind-interfaces
@@ -29,7 +25,7 @@ srv-host=_redis._tcp.guestbook.svc.cluster.local,redis-leader.guestbook.svc.clus
 txt-record=info.example.test,"v=spf1 -all","second string"
 ptr-record=9.0.1.10.in-addr.arpa,db.example.test
 CONF
-dnsmasq --keep-in-foreground --conf-file="$tmp/dnsmasq.conf" --pid-file="$tmp/dnsmasq.pid" &
+dnsmasq --keep-in-foreground --conf-file="$work/dnsmasq.conf" --pid-file="$work/dnsmasq.pid" &
 pids+=($!)
 for _ in $(seq 50); do dig @127.0.0.1 -p "$port" +short +tries=1 +time=1 app.example.test >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -44,26 +40,19 @@ queries=(
   "missing.guestbook.svc.cluster.local A"
 )
 
-wait_ready() { for _ in $(seq 100); do [[ -f $1 ]] && return 0; sleep 0.05; done; echo "recorder not ready" >&2; exit 1; }
-
 # UDP: one file, one datagram per record, 8 answers.
-python3 "$rec" --udp --listen 127.0.0.1:$relay --upstream 127.0.0.1:$port --port 53 \
-  --out "$here/udp.cap" --single --count ${#queries[@]} --seconds 20 --ready "$tmp/ready-udp" &
-rpid=$!
-wait_ready "$tmp/ready-udp"
+relay_start "$relay" "$port" 53 --udp --out "$here/udp.cap" --single --count ${#queries[@]} \
+  --seconds 20
 for q in "${queries[@]}"; do
   # shellcheck disable=SC2086
   dig @127.0.0.1 -p $relay +tries=1 +time=2 +noall +answer $q
 done
-wait $rpid
+wait "$recpid"
 
 # TCP: one connection carrying all the queries.
-python3 "$rec" --listen 127.0.0.1:$relay --upstream 127.0.0.1:$port --port 53 \
-  --out "$here/tcp.cap" --single --count 1 --seconds 20 --ready "$tmp/ready-tcp" &
-rpid=$!
-wait_ready "$tmp/ready-tcp"
+relay_start "$relay" "$port" 53 --out "$here/tcp.cap" --single --count 1 --seconds 20
 # shellcheck disable=SC2046
 dig @127.0.0.1 -p $relay +tcp +keepopen +tries=1 +time=2 +noall +answer $(printf '%s ' "${queries[@]}")
-wait $rpid
+wait "$recpid"
 python3 "$here/../../fuzz/cap2seed.py" "$here/../../fuzz/corpus/dns" "$here/udp.cap" "$here/tcp.cap"
 ls -l "$here"/*.cap

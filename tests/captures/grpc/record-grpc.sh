@@ -3,19 +3,8 @@
 # real etcd (etcd-server) with a temporary data dir, loopback only, through record.py.
 # The header says port 2379 whatever port the run used.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-rec="$here/../record.py"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 200); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 cport=$(freeport) pport=$(freeport)
 etcd --name sidetap --data-dir "$work/etcd" \
@@ -31,11 +20,7 @@ for _ in $(seq 100); do direct endpoint health >/dev/null 2>&1 && break; sleep 0
 # record NAME: a relay on a fresh port ($lp) for one connection
 record() {
   lp=$(freeport)
-  rm -f "$work/ready"
-  python3 "$rec" --listen "127.0.0.1:$lp" --upstream "127.0.0.1:$cport" --port 2379 \
-    --out "$here/$1.cap" --single --count 1 --seconds 20 --ready "$work/ready" &
-  recpid=$!
-  for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
+  relay_start "$lp" "$cport" 2379 --out "$here/$1.cap" --single --count 1 --seconds 20
 }
 ctl() { etcdctl --endpoints="127.0.0.1:$lp" "$@"; }
 

@@ -3,19 +3,8 @@
 # --no-tls (nghttp2-server), prior-knowledge h2c on loopback, through record.py. The
 # header says port 80 whatever port the run used.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-rec="$here/../record.py"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 mkdir -p "$work/htdocs"
 printf '<!doctype html>\n<link rel="stylesheet" href="/style.css">\n<h1>sidetap</h1>\n' >"$work/htdocs/index.html"
@@ -33,11 +22,7 @@ server() {
 # record NAME: a relay on a fresh port ($lp) for one connection to $srv
 record() {
   lp=$(freeport)
-  rm -f "$work/ready"
-  python3 "$rec" --listen "127.0.0.1:$lp" --upstream "127.0.0.1:$srv" --port 80 \
-    --out "$here/$1.cap" --single --count 1 --seconds 20 --ready "$work/ready" &
-  recpid=$!
-  for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
+  relay_start "$lp" "$srv" 80 --out "$here/$1.cap" --single --count 1 --seconds 20
 }
 
 # 1. Many concurrent streams with a large header that the HPACK dynamic table carries

@@ -9,27 +9,19 @@
 #                 header v1 with tagged fields), then Produce
 #   missing.cap   kcat -L -t missing-topic: Metadata answered UNKNOWN_TOPIC_OR_PARTITION
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-rec=$here/../record.py
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 port=$((20000 + RANDOM % 20000)) relay=$((port + 1))
-python3 "$here/../kafka_broker.py" --port "$port" --advertise-port "$relay" --seconds 120 --ready "$tmp/broker-ready" &
+python3 "$here/../kafka_broker.py" --port "$port" --advertise-port "$relay" --seconds 120 --ready "$work/broker-ready" &
 pids+=($!)
-for _ in $(seq 200); do [[ -f $tmp/broker-ready ]] && break; sleep 0.05; done
+wait_file "$work/broker-ready"
 
 record() { # name, client command...
   local name=$1; shift
-  rm -f "$tmp/ready"
-  python3 "$rec" --listen 127.0.0.1:$relay --upstream 127.0.0.1:$port --port 9092 \
-    --out "$here/$name.cap" --single --count 1 --seconds 30 --ready "$tmp/ready" &
-  local rpid=$!
-  for _ in $(seq 200); do [[ -f $tmp/ready ]] && break; sleep 0.05; done
+  relay_start "$relay" "$port" 9092 --out "$here/$name.cap" --single --count 1 --seconds 30
   "$@"
-  wait $rpid
+  wait "$recpid"
 }
 
 kc() { timeout 20 kcat -b 127.0.0.1:$relay -X client.id=sidetap-test "$@"; }

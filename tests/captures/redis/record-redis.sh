@@ -4,21 +4,10 @@
 # record.py. The header says port 6379 whatever port the run used.
 # usage: record-redis.sh [NAME...]   (default: all; e.g. `record-redis.sh pipe-mass`)
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
 only=" $* "
 want() { [[ $only == "  " || $only == *" $1 "* ]]; }
-here=$(cd "$(dirname "$0")" && pwd)
-rec="$here/../record.py"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 100); do python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }
 
 srv=$(freeport)
 redis-server --port "$srv" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
@@ -33,11 +22,7 @@ resp() { # args -> one RESP command
 # record NAME COUNT -- starts the relay on a fresh port; sets $lp
 record() {
   lp=$(freeport)
-  rm -f "$work/ready"
-  python3 "$rec" --listen "127.0.0.1:$lp" --upstream "127.0.0.1:$srv" --port 6379 \
-    --out "$work/$1" --count "$2" --seconds "${3:-20}" --ready "$work/ready" &
-  recpid=$!
-  for _ in $(seq 100); do [[ -f $work/ready ]] && break; sleep 0.05; done
+  relay_start "$lp" "$srv" 6379 --out "$work/$1" --count "$2" --seconds "${3:-20}"
 }
 finish() { # NAME: wait for the relay, keep its first connection as NAME.cap
   wait "$recpid" || true

@@ -4,21 +4,17 @@
 # through record.py. TLS 1.3 and 1.2, with SNI and ALPN, plus a version mismatch that the
 # server refuses with a protocol_version alert.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-rec=$here/../record.py
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 port=$((20000 + RANDOM % 20000)) relay=$((port + 1))
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -subj /CN=api.example.test \
+  -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=api.example.test \
   -addext subjectAltName=DNS:api.example.test,DNS:grpc.internal 2>/dev/null
 
 server() { # extra s_server args...: one server for one connection
-  openssl s_server -accept "127.0.0.1:$port" -cert "$tmp/cert.pem" -key "$tmp/key.pem" \
-    -alpn h2,http/1.1 -www -naccept 1 "$@" >"$tmp/server.log" 2>&1 &
+  openssl s_server -accept "127.0.0.1:$port" -cert "$work/cert.pem" -key "$work/key.pem" \
+    -alpn h2,http/1.1 -www -naccept 1 "$@" >"$work/server.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
     [[ -n $(ss -Hltn "sport = :$port") ]] && return 0
@@ -30,18 +26,14 @@ server() { # extra s_server args...: one server for one connection
 
 record() { # name, client command...
   local name=$1; shift
-  rm -f "$tmp/ready"
-  python3 "$rec" --listen 127.0.0.1:$relay --upstream 127.0.0.1:$port --port 443 \
-    --out "$here/$name.cap" --single --count 1 --seconds 20 --ready "$tmp/ready" &
-  local rpid=$!
-  for _ in $(seq 100); do [[ -f $tmp/ready ]] && break; sleep 0.05; done
+  relay_start "$relay" "$port" 443 --out "$here/$name.cap" --single --count 1 --seconds 20
   "$@" || true
-  wait $rpid
+  wait "$recpid"
 }
 
 s_client() { # extra s_client args...
   printf 'GET / HTTP/1.0\r\n\r\n' | openssl s_client -connect 127.0.0.1:$relay -quiet -ign_eof \
-    -CAfile "$tmp/cert.pem" "$@" >/dev/null 2>&1
+    -CAfile "$work/cert.pem" "$@" >/dev/null 2>&1
 }
 
 server
@@ -49,10 +41,10 @@ record tls13-openssl s_client -tls1_3 -servername api.example.test -alpn h2,http
 server
 record tls12-openssl s_client -tls1_2 -servername grpc.internal -alpn h2,http/1.1
 server
-record tls13-curl curl -sS -o /dev/null --http1.1 --cacert "$tmp/cert.pem" \
+record tls13-curl curl -sS -o /dev/null --http1.1 --cacert "$work/cert.pem" \
   --resolve api.example.test:$relay:127.0.0.1 https://api.example.test:$relay/
 server
-record tls12-curl curl -sS -o /dev/null --http1.1 --tlsv1.2 --tls-max 1.2 --cacert "$tmp/cert.pem" \
+record tls12-curl curl -sS -o /dev/null --http1.1 --tlsv1.2 --tls-max 1.2 --cacert "$work/cert.pem" \
   --resolve api.example.test:$relay:127.0.0.1 https://api.example.test:$relay/
 server -tls1_3
 record alert-version s_client -tls1_2 -servername api.example.test
