@@ -201,51 +201,31 @@ static void trim(const char **s, size_t *n)
     while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
 }
 
-/* Normalizes a comma-separated port list ("80, 443" -> "80,443"). */
-static int parse_ports(const char *v, bool allow_star, char *out, size_t outlen, char *why,
-                       size_t whylen)
+/* One item of a list annotation, trimmed (and possibly empty): writes its normalized form
+ * to norm, or returns -1 with the reason in why. */
+typedef int (*list_item_fn)(const char *item, size_t len, char *norm, size_t normlen, char *why,
+                            size_t whylen);
+
+/* Normalizes the comma-separated list s[0..n) item by item ("80, 443" -> "80,443"); `noun`
+ * names the items for the too-many error. */
+static int parse_list(const char *s, size_t n, const char *noun, list_item_fn parse_item,
+                      char *out, size_t outlen, char *why, size_t whylen)
 {
-    const char *s = v;
-    size_t n = strlen(v), used = 0, items = 0;
-    trim(&s, &n);
+    size_t used = 0, items = 0;
     out[0] = '\0';
-    if (n == 0) {
-        if (allow_star) {
-            fmt(why, whylen, "is empty: use a port list like \"80,8080\" or \"*\"");
-            return -1;
-        }
-        return 0;
-    }
-    if (allow_star && n == 1 && s[0] == '*') {
-        snprintf(out, outlen, "*");
-        return 0;
-    }
     while (n > 0) {
         const char *comma = memchr(s, ',', n);
         size_t ilen = comma ? (size_t)(comma - s) : n;
         const char *item = s;
         size_t il = ilen;
         trim(&item, &il);
-        if (il == 0) {
-            fmt(why, whylen, "has an empty item: use a list like \"80,8080\"");
-            return -1;
-        }
-        unsigned long port = 0;
-        bool digits = il <= 5;
-        for (size_t i = 0; i < il && digits; i++) {
-            if (!isdigit((unsigned char)item[i])) digits = false;
-            else port = port * 10 + (unsigned long)(item[i] - '0');
-        }
-        if (!digits || port < 1 || port > 65535) {
-            fmt(why, whylen, "has \"%.*s\", which is not a port (1-65535)", (int)(il > 40 ? 40 : il),
-                item);
-            return -1;
-        }
+        char norm[80]; /* the longest item: an IPv6 address with a prefix */
+        if (parse_item(item, il, norm, sizeof norm, why, whylen) < 0) return -1;
         if (++items > MAX_LIST_ITEMS) {
-            fmt(why, whylen, "has more than %d ports", MAX_LIST_ITEMS);
+            fmt(why, whylen, "has more than %d %s", MAX_LIST_ITEMS, noun);
             return -1;
         }
-        int w = snprintf(out + used, outlen - used, "%s%lu", used ? "," : "", port);
+        int w = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", norm);
         if (w < 0 || (size_t)w >= outlen - used) {
             fmt(why, whylen, "is too long");
             return -1;
@@ -262,68 +242,90 @@ static int parse_ports(const char *v, bool allow_star, char *out, size_t outlen,
     return 0;
 }
 
-/* Normalizes a CIDR list; a bare address gets /32 or /128. */
+static int parse_port(const char *item, size_t il, char *norm, size_t normlen, char *why,
+                      size_t whylen)
+{
+    if (il == 0) {
+        fmt(why, whylen, "has an empty item: use a list like \"80,8080\"");
+        return -1;
+    }
+    unsigned long port = 0;
+    bool digits = il <= 5;
+    for (size_t i = 0; i < il && digits; i++) {
+        if (!isdigit((unsigned char)item[i])) digits = false;
+        else port = port * 10 + (unsigned long)(item[i] - '0');
+    }
+    if (!digits || port < 1 || port > 65535) {
+        fmt(why, whylen, "has \"%.*s\", which is not a port (1-65535)", (int)(il > 40 ? 40 : il),
+            item);
+        return -1;
+    }
+    snprintf(norm, normlen, "%lu", port);
+    return 0;
+}
+
+/* Normalizes a port list; `allow_star`: "*" (all ports) is allowed and empty is not. */
+static int parse_ports(const char *v, bool allow_star, char *out, size_t outlen, char *why,
+                       size_t whylen)
+{
+    const char *s = v;
+    size_t n = strlen(v);
+    trim(&s, &n);
+    out[0] = '\0';
+    if (n == 0 && allow_star) {
+        fmt(why, whylen, "is empty: use a port list like \"80,8080\" or \"*\"");
+        return -1;
+    }
+    if (allow_star && n == 1 && s[0] == '*') {
+        snprintf(out, outlen, "*");
+        return 0;
+    }
+    return parse_list(s, n, "ports", parse_port, out, outlen, why, whylen);
+}
+
+/* A CIDR; a bare address gets /32 or /128. */
+static int parse_cidr(const char *item, size_t il, char *norm, size_t normlen, char *why,
+                      size_t whylen)
+{
+    char buf[64];
+    if (il == 0 || il >= sizeof buf) {
+        fmt(why, whylen, il ? "has \"%.*s...\", which is not a CIDR" : "has an empty item%.*s",
+            il ? 40 : 0, item);
+        return -1;
+    }
+    memcpy(buf, item, il);
+    buf[il] = '\0';
+    char *slash = strchr(buf, '/');
+    long prefix = -1;
+    if (slash) {
+        *slash = '\0';
+        const char *p = slash + 1;
+        bool ok = *p != '\0' && strlen(p) <= 3;
+        prefix = 0;
+        for (; *p && ok; p++) {
+            if (!isdigit((unsigned char)*p)) ok = false;
+            else prefix = prefix * 10 + (*p - '0');
+        }
+        if (!ok) prefix = 999;
+    }
+    unsigned char addr[16];
+    int fam = strchr(buf, ':') ? AF_INET6 : AF_INET;
+    int max = fam == AF_INET6 ? 128 : 32;
+    if (inet_pton(fam, buf, addr) != 1 || prefix > max) {
+        fmt(why, whylen, "has \"%.*s\", which is not a CIDR (like 10.0.0.0/8 or fd00::/8)",
+            (int)il, item);
+        return -1;
+    }
+    snprintf(norm, normlen, "%s/%ld", buf, prefix < 0 ? (long)max : prefix);
+    return 0;
+}
+
 static int parse_cidrs(const char *v, char *out, size_t outlen, char *why, size_t whylen)
 {
     const char *s = v;
-    size_t n = strlen(v), used = 0, items = 0;
+    size_t n = strlen(v);
     trim(&s, &n);
-    out[0] = '\0';
-    while (n > 0) {
-        const char *comma = memchr(s, ',', n);
-        size_t ilen = comma ? (size_t)(comma - s) : n;
-        const char *item = s;
-        size_t il = ilen;
-        trim(&item, &il);
-        char buf[64];
-        if (il == 0 || il >= sizeof buf) {
-            fmt(why, whylen, il ? "has \"%.*s...\", which is not a CIDR" : "has an empty item%.*s",
-                il ? 40 : 0, item);
-            return -1;
-        }
-        memcpy(buf, item, il);
-        buf[il] = '\0';
-        char *slash = strchr(buf, '/');
-        long prefix = -1;
-        if (slash) {
-            *slash = '\0';
-            const char *p = slash + 1;
-            bool ok = *p != '\0' && strlen(p) <= 3;
-            prefix = 0;
-            for (; *p && ok; p++) {
-                if (!isdigit((unsigned char)*p)) ok = false;
-                else prefix = prefix * 10 + (*p - '0');
-            }
-            if (!ok) prefix = 999;
-        }
-        unsigned char addr[16];
-        int fam = strchr(buf, ':') ? AF_INET6 : AF_INET;
-        int max = fam == AF_INET6 ? 128 : 32;
-        if (inet_pton(fam, buf, addr) != 1 || prefix > max) {
-            fmt(why, whylen, "has \"%.*s\", which is not a CIDR (like 10.0.0.0/8 or fd00::/8)",
-                (int)il, item);
-            return -1;
-        }
-        if (++items > MAX_LIST_ITEMS) {
-            fmt(why, whylen, "has more than %d CIDRs", MAX_LIST_ITEMS);
-            return -1;
-        }
-        int w = snprintf(out + used, outlen - used, "%s%s/%ld", used ? "," : "", buf,
-                         prefix < 0 ? (long)max : prefix);
-        if (w < 0 || (size_t)w >= outlen - used) {
-            fmt(why, whylen, "is too long");
-            return -1;
-        }
-        used += (size_t)w;
-        if (comma == NULL) break;
-        n -= ilen + 1;
-        s = comma + 1;
-        if (n == 0) {
-            fmt(why, whylen, "ends with a comma");
-            return -1;
-        }
-    }
-    return 0;
+    return parse_list(s, n, "CIDRs", parse_cidr, out, outlen, why, whylen);
 }
 
 static int parse_bool(const char *v, int *out)
