@@ -97,6 +97,20 @@ class Reader:
                 self.uvarint()
                 self.take(self.uvarint())
 
+    def topic_partitions(self, read_partition):
+        """The array of topics, each with its array of partitions, that the topic APIs
+        share: [(topic, [read_partition(topic), ...]), ...]."""
+        topics = []
+        for _ in range(self.array_len()):
+            topic = self.string()
+            parts = []
+            for _ in range(self.array_len()):
+                parts.append(read_partition(topic))
+                self.tags()
+            self.tags()
+            topics.append((topic, parts))
+        return topics
+
 
 class Writer:
     def __init__(self, flexible):
@@ -156,6 +170,18 @@ class Writer:
     def tags(self):
         if self.flex:
             self.uvarint(0)
+
+    def topic_partitions(self, topics, write_partition):
+        """Writes [(topic, parts), ...] as a topics-of-partitions array,
+        write_partition(topic, part) for each partition."""
+        self.array(len(topics))
+        for topic, parts in topics:
+            self.string(topic)
+            self.array(len(parts))
+            for part in parts:
+                write_partition(topic, part)
+                self.tags()
+            self.tags()
 
 
 class Log:
@@ -349,40 +375,32 @@ class Broker:
             r.string()  # transactional_id
         acks = r.i16()
         r.i32()
-        results = []
-        for _ in range(r.array_len()):
-            topic = r.string()
-            parts = []
-            for _ in range(r.array_len()):
-                p = r.i32()
-                records = r.bytes_()
-                r.tags()
-                if not self.log.known(topic) or p >= self.args.partitions:
-                    parts.append((p, UNKNOWN_TOPIC_OR_PARTITION, -1))
-                else:
-                    parts.append((p, 0, self.log.append(topic, p, records or b"")))
-            r.tags()
-            results.append((topic, parts))
+
+        def append(topic):  # -> (partition, error, base offset)
+            p = r.i32()
+            records = r.bytes_()
+            if not self.log.known(topic) or p >= self.args.partitions:
+                return p, UNKNOWN_TOPIC_OR_PARTITION, -1
+            return p, 0, self.log.append(topic, p, records or b"")
+
+        def answer(topic, part):
+            p, err, base = part
+            w.i32(p)
+            w.i16(err)
+            w.i64(base)
+            if ver >= 2:
+                w.i64(-1)
+            if ver >= 5:
+                w.i64(0)
+            if ver >= 8:
+                w.array(0)
+                w.string(None)
+
+        results = r.topic_partitions(append)
         r.tags()
         if acks == 0:
             return False
-        w.array(len(results))
-        for topic, parts in results:
-            w.string(topic)
-            w.array(len(parts))
-            for p, err, base in parts:
-                w.i32(p)
-                w.i16(err)
-                w.i64(base)
-                if ver >= 2:
-                    w.i64(-1)
-                if ver >= 5:
-                    w.i64(0)
-                if ver >= 8:
-                    w.array(0)
-                    w.string(None)
-                w.tags()
-            w.tags()
+        w.topic_partitions(results, answer)
         if ver >= 1:
             w.i32(0)
         w.tags()
@@ -399,24 +417,37 @@ class Broker:
         if ver >= 7:
             r.i32()
             r.i32()
-        wanted = []
-        for _ in range(r.array_len()):
-            topic = r.string()
-            parts = []
-            for _ in range(r.array_len()):
-                p = r.i32()
-                if ver >= 9:
-                    r.i32()
-                off = r.i64()
-                if ver >= 12:
-                    r.i32()
-                if ver >= 5:
-                    r.i64()
+
+        def wanted_partition(topic):  # -> (partition, fetch offset)
+            p = r.i32()
+            if ver >= 9:
                 r.i32()
-                r.tags()
-                parts.append((p, off))
-            r.tags()
-            wanted.append((topic, parts))
+            off = r.i64()
+            if ver >= 12:
+                r.i32()
+            if ver >= 5:
+                r.i64()
+            r.i32()
+            return p, off
+
+        def answer(topic, part):
+            p, off = part
+            known = self.log.known(topic) and p < self.args.partitions
+            hw = self.log.high_watermark(topic, p) if known else -1
+            w.i32(p)
+            w.i16(0 if known else UNKNOWN_TOPIC_OR_PARTITION)
+            w.i64(hw)
+            if ver >= 4:
+                w.i64(hw)
+            if ver >= 5:
+                w.i64(0)
+            if ver >= 4:
+                w.array(0)  # aborted transactions
+            if ver >= 11:
+                w.i32(-1)
+            w.bytes_(self.log.read(topic, p, off, max_bytes) if known else None)
+
+        wanted = r.topic_partitions(wanted_partition)
         # Nothing new anywhere: wait a little like a real broker (bounded).
         if all(off >= self.log.high_watermark(t, p) for t, ps in wanted for p, off in ps):
             time.sleep(min(max(max_wait, 0), 200) / 1000.0)
@@ -425,69 +456,42 @@ class Broker:
         if ver >= 7:
             w.i16(0)
             w.i32(0)
-        w.array(len(wanted))
-        for topic, parts in wanted:
-            w.string(topic)
-            w.array(len(parts))
-            for p, off in parts:
-                known = self.log.known(topic) and p < self.args.partitions
-                hw = self.log.high_watermark(topic, p) if known else -1
-                w.i32(p)
-                w.i16(0 if known else UNKNOWN_TOPIC_OR_PARTITION)
-                w.i64(hw)
-                if ver >= 4:
-                    w.i64(hw)
-                if ver >= 5:
-                    w.i64(0)
-                if ver >= 4:
-                    w.array(0)  # aborted transactions
-                if ver >= 11:
-                    w.i32(-1)
-                w.bytes_(self.log.read(topic, p, off, max_bytes) if known else None)
-                w.tags()
-            w.tags()
+        w.topic_partitions(wanted, answer)
         w.tags()
 
     def list_offsets(self, r, w, ver):
         r.i32()
         if ver >= 2:
             r.i8()
-        wanted = []
-        for _ in range(r.array_len()):
-            topic = r.string()
-            parts = []
-            for _ in range(r.array_len()):
-                p = r.i32()
+
+        def wanted_partition(topic):  # -> (partition, timestamp)
+            p = r.i32()
+            if ver >= 4:
+                r.i32()
+            ts = r.i64()
+            if ver == 0:
+                r.i32()
+            return p, ts
+
+        def answer(topic, part):
+            p, ts = part
+            known = self.log.known(topic) and p < self.args.partitions
+            off = self.log.high_watermark(topic, p) if ts == -1 else 0
+            w.i32(p)
+            w.i16(0 if known else UNKNOWN_TOPIC_OR_PARTITION)
+            if ver == 0:
+                w.array(1)
+                w.i64(off)
+            else:
+                w.i64(-1)
+                w.i64(off if known else -1)
                 if ver >= 4:
-                    r.i32()
-                ts = r.i64()
-                if ver == 0:
-                    r.i32()
-                r.tags()
-                parts.append((p, ts))
-            r.tags()
-            wanted.append((topic, parts))
+                    w.i32(0)
+
+        wanted = r.topic_partitions(wanted_partition)
         if ver >= 2:
             w.i32(0)
-        w.array(len(wanted))
-        for topic, parts in wanted:
-            w.string(topic)
-            w.array(len(parts))
-            for p, ts in parts:
-                known = self.log.known(topic) and p < self.args.partitions
-                off = self.log.high_watermark(topic, p) if ts == -1 else 0
-                w.i32(p)
-                w.i16(0 if known else UNKNOWN_TOPIC_OR_PARTITION)
-                if ver == 0:
-                    w.array(1)
-                    w.i64(off)
-                else:
-                    w.i64(-1)
-                    w.i64(off if known else -1)
-                    if ver >= 4:
-                        w.i32(0)
-                w.tags()
-            w.tags()
+        w.topic_partitions(wanted, answer)
         w.tags()
 
     def find_coordinator(self, r, w, ver):

@@ -1,21 +1,6 @@
 /* libFuzzer target: detection, then the whole connection pipeline on arbitrary bytes.
  * The first byte picks the port class and how the rest is split between directions. */
-#include <stdlib.h>
-#include <string.h>
-
-#include "../lib/entry_oracle.h"
-#include "entry_json.h"
-#include "parser.h"
-
-static struct st_json_buf json_out;
-
-static void on_entry(struct st_entry *e, void *arg)
-{
-    (void)arg;
-    /* Serialization must never fail, and must agree with the old jansson tree. */
-    if (oracle_check(e, NULL, &json_out) < 0) __builtin_trap();
-    st_entry_free(e);
-}
+#include "fuzz_replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -32,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     strcpy(info.client.ip, "10.0.0.1");
     strcpy(info.server.ip, "10.0.0.2");
     info.server.port = ports[ctl & 7];
-    struct st_conn *c = st_conn_new(&info, &cfg, on_entry, NULL);
+    struct st_conn *c = st_conn_new(&info, &cfg, fuzz_on_entry, NULL);
     /* Alternate directions every (ctl>>4)+1 bytes, client first. */
     size_t step = (size_t)(ctl >> 4) + 1;
     enum st_dir dir = ST_DIR_TO_SERVER;

@@ -1,4 +1,5 @@
-/* fuzz_replay.h - shared by the protocol fuzz targets (fuzz_dns, fuzz_kafka, fuzz_tls):
+/* fuzz_replay.h - shared by the fuzz targets: fuzz_on_entry (below) for all of them,
+ * fuzz_replay for the protocol ones (fuzz_dns, fuzz_kafka, fuzz_tls...), where
  * the input is a recorded conversation in a compact form, fed to one connection whose
  * protocol is known, so every byte exercises the module rather than detection.
  *
@@ -28,7 +29,7 @@ static void fuzz_on_entry(struct st_entry *e, void *arg)
     st_entry_free(e);
 }
 
-static void fuzz_replay(const uint8_t *data, size_t size, enum st_proto proto, uint16_t port)
+static inline void fuzz_replay(const uint8_t *data, size_t size, enum st_proto proto, uint16_t port)
 {
     if (size < 1) return;
     uint8_t ctl = data[0];
