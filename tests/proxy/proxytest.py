@@ -25,6 +25,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True
+from servers import blob  # noqa: E402  (the bytes the http server answers /blob with)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("SIDETAP_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
 PROXY = os.environ.get("SIDETAP_PROXY", "")
@@ -63,15 +66,6 @@ def check(cond, msg):
 def eq(got, want, what):
     if got != want:
         raise Failure("%s: got %r, want %r" % (what, got, want))
-
-
-def blob(n):
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(b"sidetap%d" % i).digest()
-        i += 1
-    return bytes(out[:n])
 
 
 def wait_for(pred, timeout, what):
