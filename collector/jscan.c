@@ -1,0 +1,649 @@
+/* jscan.c - the strict JSON scanner of the ingest path (jscan.h).
+ *
+ * One pass, no recursion (an explicit stack of open containers), no allocation but the
+ * tape. Strings are checked eight bytes at a time: a word with no quote, backslash,
+ * control character or non-ASCII byte is skipped whole, which is most of an entry. The
+ * rules and their order follow jansson 2.14's load.c, so both accept the same documents
+ * (tests/fuzz/fuzz_jscan.c checks it); the error texts are our own. */
+#include "jscan.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct scan {
+    const unsigned char *p;
+    size_t len, pos;
+    struct st_jtape *tape;
+    struct st_jerr *err;
+};
+
+static int fail_at(struct scan *s, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct scan *s, size_t pos, const char *fmt, ...)
+{
+    struct st_jerr *e = s->err;
+    if (pos > s->len)
+        pos = s->len;
+    int line = 1, col = 0;
+    for (size_t i = 0; i < pos; i++) {
+        unsigned char c = s->p[i];
+        if (c == '\n') {
+            line++;
+            col = 0;
+        } else if ((c & 0xc0) != 0x80) {
+            col++;
+        }
+    }
+    e->line = line;
+    e->column = col + 1;
+    e->position = pos;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text, sizeof(e->text), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int grow(struct scan *s)
+{
+    struct st_jtape *t = s->tape;
+    uint32_t cap = t->cap ? t->cap * 2 : 1024;
+    if (cap < t->cap)
+        return fail_at(s, s->pos, "document too large");
+    struct st_jtok *tok = realloc(t->tok, (size_t)cap * sizeof(*tok));
+    if (!tok)
+        return fail_at(s, s->pos, "out of memory");
+    t->tok = tok;
+    t->cap = cap;
+    return 0;
+}
+
+static inline int push_tok(struct scan *s, uint8_t type, uint32_t start)
+{
+    struct st_jtape *t = s->tape;
+    if (t->n == t->cap && grow(s) < 0)
+        return -1;
+    struct st_jtok *k = &t->tok[t->n++];
+    k->start = start;
+    k->end = start;
+    k->next = t->n;
+    k->type = type;
+    k->flags = 0;
+    k->pad = 0;
+    return 0;
+}
+
+static inline bool is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Non-zero when a byte of w is '"', '\\', < 0x20 or >= 0x80. */
+static inline uint64_t special8(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    return ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
+}
+
+static int hex4(const unsigned char *p, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Length of the UTF-8 sequence at p (n bytes available), 0 when invalid: the same
+ * rules as jansson's utf8_check_first/utf8_check_full (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0xc2 || c > 0xf4)
+        return 0;
+    if (c < 0xe0)
+        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c < 0xf0) {
+        if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))
+            return 0;
+        return 3;
+    }
+    if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+        return 0;
+    if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return 4;
+}
+
+/* A string at s->pos (the opening quote). */
+static int scan_string(struct scan *s, uint8_t *flags)
+{
+    const unsigned char *p = s->p;
+    size_t i = s->pos + 1, len = s->len;
+    for (;;) {
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (special8(w) & HIGHS)
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            return fail_at(s, len, "premature end of input in a string");
+        unsigned char c = p[i];
+        if (c == '"') {
+            s->pos = i + 1;
+            return 0;
+        }
+        if (c == '\\') {
+            *flags |= ST_JF_ESC;
+            if (i + 1 >= len)
+                return fail_at(s, len, "premature end of input in a string");
+            c = p[i + 1];
+            if (c == 'u') {
+                uint32_t u;
+                if (i + 6 > len || hex4(p + i + 2, &u) < 0)
+                    return fail_at(s, i, "invalid \\u escape");
+                if (u == 0)
+                    return fail_at(s, i, "\\u0000 is not allowed in a string");
+                if (u >= 0xdc00 && u <= 0xdfff)
+                    return fail_at(s, i, "invalid Unicode '\\u%04X' (a lone low surrogate)",
+                                   (unsigned)u);
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    uint32_t lo;
+                    if (i + 12 > len || p[i + 6] != '\\' || p[i + 7] != 'u' ||
+                        hex4(p + i + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                        return fail_at(s, i, "invalid Unicode '\\u%04X' (a high surrogate not "
+                                             "followed by a low one)",
+                                       (unsigned)u);
+                    i += 12;
+                } else {
+                    i += 6;
+                }
+                continue;
+            }
+            if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' &&
+                c != 'r' && c != 't')
+                return fail_at(s, i, "invalid escape '\\%c'", c >= 0x20 && c < 0x7f ? c : '?');
+            i += 2;
+            continue;
+        }
+        if (c < 0x20)
+            return fail_at(s, i, "control character 0x%02x in a string", c);
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p + i, len - i);
+            if (!n)
+                return fail_at(s, i, "invalid UTF-8");
+            i += n;
+            continue;
+        }
+        i++;
+    }
+}
+
+/* A number at s->pos; sets *real. Range rules as jansson: integers must fit in 64 bits,
+ * reals must not overflow a double. */
+static int scan_number(struct scan *s, bool *real)
+{
+    const unsigned char *p = s->p;
+    size_t i = s->pos, len = s->len, start = s->pos;
+    bool neg = false;
+    if (p[i] == '-') {
+        neg = true;
+        i++;
+    }
+    size_t int_start = i;
+    if (i < len && p[i] == '0') {
+        i++;
+    } else if (i < len && p[i] >= '1' && p[i] <= '9') {
+        while (i < len && p[i] >= '0' && p[i] <= '9')
+            i++;
+    } else {
+        return fail_at(s, start, "invalid number");
+    }
+    size_t int_digits = i - int_start;
+    bool has_exp = false;
+    *real = false;
+    if (i < len && p[i] == '.') {
+        *real = true;
+        i++;
+        if (i >= len || p[i] < '0' || p[i] > '9')
+            return fail_at(s, start, "invalid number");
+        while (i < len && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        *real = has_exp = true;
+        i++;
+        if (i < len && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= len || p[i] < '0' || p[i] > '9')
+            return fail_at(s, start, "invalid number");
+        while (i < len && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    s->pos = i;
+    if (!*real) {
+        if (int_digits > 19 ||
+            (int_digits == 19 &&
+             memcmp(p + int_start, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0))
+            return fail_at(s, start, neg ? "too big negative integer" : "too big integer");
+        return 0;
+    }
+    if (has_exp || int_digits > 300) {
+        struct st_jtok t = {.start = (uint32_t)start, .end = (uint32_t)i, .type = ST_J_REAL};
+        double v = st_jnum((const char *)p, &t);
+        if (isinf(v))
+            return fail_at(s, start, "real number overflow");
+    }
+    return 0;
+}
+
+static int literal(struct scan *s, const char *word, size_t n)
+{
+    if (s->len - s->pos < n || memcmp(s->p + s->pos, word, n) != 0)
+        return fail_at(s, s->pos, "invalid token");
+    s->pos += n;
+    return 0;
+}
+
+/* Skips whitespace; marks the open container (top) when there was any. */
+static inline void skip_ws(struct scan *s, uint32_t top)
+{
+    if (s->pos < s->len && is_ws(s->p[s->pos])) {
+        while (s->pos < s->len && is_ws(s->p[s->pos]))
+            s->pos++;
+        if (top != UINT32_MAX)
+            s->tape->tok[top].flags |= ST_JF_WS;
+    }
+}
+
+int st_jscan(const char *text, size_t len, struct st_jtape *tape, struct st_jerr *err)
+{
+    struct scan s = {(const unsigned char *)text, len, 0, tape, err};
+    uint32_t stack[ST_JSCAN_MAX_DEPTH];
+    uint32_t depth = 0;
+    tape->n = 0;
+    if (len >= ST_JSCAN_MAX_LEN)
+        return fail_at(&s, 0, "document too large");
+    skip_ws(&s, UINT32_MAX);
+    if (s.pos >= len)
+        return fail_at(&s, s.pos, "'[' or '{' expected near end of input");
+    if (s.p[s.pos] != '{' && s.p[s.pos] != '[')
+        return fail_at(&s, s.pos, "'[' or '{' expected");
+
+value:
+    /* a value at s.pos; depth containers are open */
+    if (s.pos >= len)
+        return fail_at(&s, s.pos, "premature end of input");
+    if (depth >= ST_JSCAN_MAX_DEPTH)
+        return fail_at(&s, s.pos, "maximum nesting depth (%d) reached", ST_JSCAN_MAX_DEPTH);
+    {
+        unsigned char c = s.p[s.pos];
+        uint32_t start = (uint32_t)s.pos;
+        uint32_t top = depth ? stack[depth - 1] : UINT32_MAX;
+        switch (c) {
+        case '{':
+        case '[':
+            if (push_tok(&s, c == '{' ? ST_J_OBJECT : ST_J_ARRAY, start) < 0)
+                return -1;
+            stack[depth++] = tape->n - 1;
+            s.pos++;
+            skip_ws(&s, tape->n - 1);
+            if (s.pos < len && s.p[s.pos] == (c == '{' ? '}' : ']')) {
+                s.pos++;
+                goto close;
+            }
+            if (c == '{')
+                goto key;
+            goto value;
+        case '"': {
+            if (push_tok(&s, ST_J_STRING, start) < 0)
+                return -1;
+            uint32_t k = tape->n - 1;
+            uint8_t flags = 0;
+            if (scan_string(&s, &flags) < 0)
+                return -1;
+            tape->tok[k].flags = flags;
+            tape->tok[k].end = (uint32_t)s.pos;
+            break;
+        }
+        case 't':
+        case 'f':
+        case 'n':
+            if (push_tok(&s, c == 't' ? ST_J_TRUE : c == 'f' ? ST_J_FALSE : ST_J_NULL, start) < 0)
+                return -1;
+            if (literal(&s, c == 't' ? "true" : c == 'f' ? "false" : "null", c == 'f' ? 5 : 4) < 0)
+                return -1;
+            tape->tok[tape->n - 1].end = (uint32_t)s.pos;
+            break;
+        default:
+            if (c == '-' || (c >= '0' && c <= '9')) {
+                if (push_tok(&s, ST_J_INTEGER, start) < 0)
+                    return -1;
+                bool real;
+                if (scan_number(&s, &real) < 0)
+                    return -1;
+                struct st_jtok *k = &tape->tok[tape->n - 1];
+                k->end = (uint32_t)s.pos;
+                if (real)
+                    k->type = ST_J_REAL;
+                break;
+            }
+            return fail_at(&s, s.pos, "invalid token");
+        }
+        (void)top;
+    }
+
+after:
+    /* a value just ended; what follows it in the open container */
+    if (!depth)
+        goto done;
+    {
+        uint32_t top = stack[depth - 1];
+        skip_ws(&s, top);
+        if (s.pos >= len)
+            return fail_at(&s, s.pos, "premature end of input");
+        unsigned char c = s.p[s.pos];
+        bool obj = tape->tok[top].type == ST_J_OBJECT;
+        if (c == ',') {
+            s.pos++;
+            skip_ws(&s, top);
+            if (obj)
+                goto key;
+            goto value;
+        }
+        if (c == (obj ? '}' : ']')) {
+            s.pos++;
+            goto close;
+        }
+        return fail_at(&s, s.pos, obj ? "',' or '}' expected" : "',' or ']' expected");
+    }
+
+key : {
+    uint32_t top = stack[depth - 1];
+    if (s.pos >= len || s.p[s.pos] != '"')
+        return fail_at(&s, s.pos, "string or '}' expected");
+    if (push_tok(&s, ST_J_STRING, (uint32_t)s.pos) < 0)
+        return -1;
+    uint32_t k = tape->n - 1;
+    uint8_t flags = 0;
+    if (scan_string(&s, &flags) < 0)
+        return -1;
+    tape->tok[k].flags = flags;
+    tape->tok[k].end = (uint32_t)s.pos;
+    skip_ws(&s, top);
+    if (s.pos >= len || s.p[s.pos] != ':')
+        return fail_at(&s, s.pos, "':' expected");
+    s.pos++;
+    skip_ws(&s, top);
+    goto value;
+}
+
+close : {
+    /* the container on top of the stack ended at s.pos */
+    uint32_t top = stack[--depth];
+    struct st_jtok *k = &tape->tok[top];
+    k->end = (uint32_t)s.pos;
+    k->next = tape->n;
+    if (depth && (k->flags & ST_JF_WS))
+        tape->tok[stack[depth - 1]].flags |= ST_JF_WS;
+    goto after;
+}
+
+done:
+    skip_ws(&s, UINT32_MAX);
+    if (s.pos != len)
+        return fail_at(&s, s.pos, "end of input expected after the document");
+    return 0;
+}
+
+void st_jtape_free(struct st_jtape *tape)
+{
+    free(tape->tok);
+    tape->tok = NULL;
+    tape->n = tape->cap = 0;
+}
+
+/* Appends code point u as UTF-8. */
+static size_t put_utf8(char *o, uint32_t u)
+{
+    if (u < 0x80) {
+        o[0] = (char)u;
+        return 1;
+    }
+    if (u < 0x800) {
+        o[0] = (char)(0xc0 | u >> 6);
+        o[1] = (char)(0x80 | (u & 0x3f));
+        return 2;
+    }
+    if (u < 0x10000) {
+        o[0] = (char)(0xe0 | u >> 12);
+        o[1] = (char)(0x80 | ((u >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (u & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | u >> 18);
+    o[1] = (char)(0x80 | ((u >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((u >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (u & 0x3f));
+    return 4;
+}
+
+/* Decodes the escape at p (after the backslash); *used gets the bytes consumed. The scan
+ * already checked it. */
+static size_t unescape(const unsigned char *p, char *o, size_t *used)
+{
+    static const char simple[128] = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b',
+                                     ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
+    if (p[0] != 'u') {
+        *used = 1;
+        o[0] = simple[p[0] & 0x7f];
+        return 1;
+    }
+    uint32_t u = 0, lo = 0;
+    hex4(p + 1, &u);
+    *used = 5;
+    if (u >= 0xd800 && u <= 0xdbff) {
+        hex4(p + 7, &lo);
+        u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+        *used = 11;
+    }
+    return put_utf8(o, u);
+}
+
+size_t st_jstr_len(const char *text, const struct st_jtok *t)
+{
+    size_t n = t->end - t->start - 2;
+    if (!(t->flags & ST_JF_ESC))
+        return n;
+    const unsigned char *p = (const unsigned char *)text + t->start + 1, *e = p + n;
+    size_t out = 0;
+    char tmp[4];
+    while (p < e) {
+        if (*p != '\\') {
+            p++;
+            out++;
+            continue;
+        }
+        size_t used;
+        out += unescape(p + 1, tmp, &used);
+        p += 1 + used;
+    }
+    return out;
+}
+
+const char *st_jstr(const char *text, const struct st_jtok *t, char *buf, size_t size,
+                    size_t *len)
+{
+    const char *raw = text + t->start + 1;
+    size_t n = t->end - t->start - 2;
+    if (!(t->flags & ST_JF_ESC)) {
+        *len = n;
+        return raw;
+    }
+    /* decoding never grows a string: size n + 1 always holds it whole */
+    const unsigned char *p = (const unsigned char *)raw, *e = p + n;
+    size_t o = 0;
+    while (p < e) {
+        if (*p != '\\') {
+            if (o + 1 >= size)
+                break;
+            buf[o++] = (char)*p++;
+            continue;
+        }
+        char tmp[4];
+        size_t used, k = unescape(p + 1, tmp, &used);
+        if (o + k >= size)
+            break;
+        memcpy(buf + o, tmp, k);
+        o += k;
+        p += 1 + used;
+    }
+    if (size)
+        buf[o] = '\0';
+    *len = o;
+    return buf;
+}
+
+bool st_jstr_eq(const char *text, const struct st_jtok *t, const char *s, size_t len)
+{
+    size_t n = t->end - t->start - 2;
+    if (!(t->flags & ST_JF_ESC))
+        return n == len && memcmp(text + t->start + 1, s, len) == 0;
+    if (len > n)
+        return false;
+    char small[256];
+    char *buf = n < sizeof(small) ? small : malloc(n + 1);
+    if (!buf)
+        return false;
+    size_t got;
+    const char *v = st_jstr(text, t, buf, n + 1, &got);
+    bool eq = got == len && memcmp(v, s, len) == 0;
+    if (buf != small)
+        free(buf);
+    return eq;
+}
+
+int64_t st_jint(const char *text, const struct st_jtok *t)
+{
+    const char *p = text + t->start, *e = text + t->end;
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    uint64_t v = 0;
+    while (p < e)
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    return neg ? (int64_t)(0 - v) : (int64_t)v;
+}
+
+double st_jnum(const char *text, const struct st_jtok *t)
+{
+    if (t->type == ST_J_INTEGER)
+        return (double)st_jint(text, t);
+    const char *p = text + t->start, *e = text + t->end;
+    /* exact fast path: up to 15 significant digits and no exponent is m / 10^k with both
+     * exactly representable, which IEEE division rounds correctly (as strtod does) */
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    if (e - p <= 17) {
+        const char *q = p;
+        bool neg = *q == '-';
+        if (neg)
+            q++;
+        uint64_t m = 0;
+        int digits = 0, frac = -1;
+        for (; q < e; q++) {
+            if (*q == '.') {
+                frac = 0;
+                continue;
+            }
+            if (*q < '0' || *q > '9')
+                break;
+            m = m * 10 + (uint64_t)(*q - '0');
+            digits++;
+            if (frac >= 0)
+                frac++;
+        }
+        if (q == e && digits <= 15 && frac >= 0) {
+            double v = (double)m / pow10[frac];
+            return neg ? -v : v;
+        }
+    }
+    char small[64];
+    size_t n = (size_t)(e - p);
+    char *buf = n < sizeof(small) ? small : malloc(n + 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    errno = 0;
+    double v = strtod(buf, NULL);
+    if (buf != small)
+        free(buf);
+    return v;
+}
+
+uint32_t st_jget(const char *text, const struct st_jtape *tape, uint32_t obj, const char *key)
+{
+    const struct st_jtok *t = tape->tok;
+    if (t[obj].type != ST_J_OBJECT)
+        return 0;
+    size_t klen = strlen(key);
+    uint32_t found = 0;
+    for (uint32_t i = obj + 1; i < t[obj].next; i = t[i + 1].next)
+        if (st_jstr_eq(text, &t[i], key, klen))
+            found = i + 1;
+    return found;
+}
+
+void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
+              const char *const *names, uint32_t *out)
+{
+    const struct st_jtok *t = tape->tok;
+    size_t lens[32];
+    int n = 0;
+    for (; names[n] && n < 32; n++) {
+        lens[n] = strlen(names[n]);
+        out[n] = 0;
+    }
+    if (t[obj].type != ST_J_OBJECT)
+        return;
+    for (uint32_t i = obj + 1; i < t[obj].next; i = t[i + 1].next) {
+        const struct st_jtok *k = &t[i];
+        size_t kl = k->end - k->start - 2;
+        if (k->flags & ST_JF_ESC) {
+            for (int j = 0; j < n; j++)
+                if (st_jstr_eq(text, k, names[j], lens[j]))
+                    out[j] = i + 1;
+            continue;
+        }
+        const char *kp = text + k->start + 1;
+        for (int j = 0; j < n; j++)
+            if (lens[j] == kl && kp[0] == names[j][0] && memcmp(kp, names[j], kl) == 0) {
+                out[j] = i + 1;
+                break;
+            }
+    }
+}
