@@ -82,18 +82,21 @@ struct st_collector {
 
 int64_t st_now_ms(void);
 
-/* Stores a finished entry (takes the reference) and publishes it to live streams. */
-void st_collector_deliver(struct st_collector *c, json_t *entry);
+/* Stores a finished entry (copied; see st_store_append) and publishes it to live streams. */
+void st_collector_deliver(struct st_collector *c, const struct st_jentry *entry);
 /* Entries stored per second (last full second). */
 double st_collector_rate(struct st_collector *c);
 
 /* ingest.c */
 void st_ingest_entries(struct evhttp_request *req, struct st_collector *c);
 void st_ingest_register(struct evhttp_request *req, struct st_collector *c);
+/* Frees the buffers ingest keeps between batches. */
+void st_ingest_free(void);
 
-/* validate.c: checks one entry against docs/entries.md. On failure writes
+/* validate.c: checks one scanned entry against docs/entries.md. On failure writes
  * "<prefix>.field: expected ..." into err and returns -1. */
-int st_validate_entry(json_t *entry, const char *prefix, char *err, size_t errlen);
+int st_validate_jentry(const struct st_jentry *entry, const char *prefix, char *err,
+                       size_t errlen);
 int st_validate_pod(json_t *pod, char *err, size_t errlen);
 
 /* identity.c */
@@ -103,8 +106,12 @@ void st_identity_free(struct st_identity *id);
 int st_identity_register(struct st_identity *id, json_t *pod);
 /* Kubernetes objects by IP (k8s.c): kind "pod", "endpoint" or "service"; NULL removes. */
 void st_identity_set_k8s(struct st_identity *id, const char *kind, const char *ip, json_t *identity);
-/* Fills missing identity fields of src and dst from what is known about their IPs. */
-void st_identity_fill(struct st_identity *id, json_t *entry);
+/* The identity fields that side (0 src, 1 dst) of entry lacks and that are known for its
+ * IP, appended to out as JSON members, each preceded by a comma (",\"name\":\"x\""...).
+ * Returns -1 on allocation failure. */
+struct st_jbuf;
+int st_identity_fill_text(struct st_identity *id, const struct st_jentry *entry, int side,
+                          struct st_jbuf *out);
 /* True when ip belongs to a pod whose proxy registered (so it reports calls too). */
 bool st_identity_is_injected(struct st_identity *id, const char *ip);
 size_t st_identity_pods(struct st_identity *id);
@@ -112,8 +119,9 @@ size_t st_identity_pods(struct st_identity *id);
 /* dedup.c */
 struct st_dedup *st_dedup_new(struct st_collector *c);
 void st_dedup_free(struct st_dedup *d);
-/* Takes the entry: delivers it now, merges it with a held counterpart, or holds it. */
-void st_dedup_offer(struct st_dedup *d, json_t *entry);
+/* Delivers the entry now, merges it with a held counterpart, or holds a copy of it. The
+ * entry must be compact and carry no "merged", "serverNode" or "id" member (ingest.c). */
+void st_dedup_offer(struct st_dedup *d, const struct st_jentry *entry);
 /* Delivers held reports whose time is up (all of them when flush_all). */
 void st_dedup_expire(struct st_dedup *d, bool flush_all);
 size_t st_dedup_held(struct st_dedup *d);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "collector.h"
+#include "jscan.h"
 
 #define MAX_IDENTITIES 200000 /* per table; registrations beyond are refused */
 
@@ -108,28 +109,62 @@ static json_t *lookup(struct st_identity *id, const char *ip)
     return v;
 }
 
-static void fill_side(struct st_identity *id, json_t *side)
+/* Appends ,"key":value for what known has and the side lacks: a side that already names
+ * a pod keeps it; only missing fields are added. */
+static int fill_side(json_t *known, const struct st_jentry *e, uint32_t side, struct st_jbuf *out)
 {
-    const char *ip = json_string_value(json_object_get(side, "ip"));
-    if (!ip)
-        return;
-    json_t *known = lookup(id, ip);
-    if (!known)
-        return;
-    /* a side that already names a pod keeps it; only missing fields are added */
     const char *key;
     json_t *v;
     json_object_foreach(known, key, v)
     {
-        if (!json_object_get(side, key))
-            json_object_set(side, key, v);
+        if (st_jget(e->text, e->tape, side, key))
+            continue;
+        char small[512];
+        size_t n = json_dumpb(v, small, sizeof(small), JSON_COMPACT | JSON_ENCODE_ANY);
+        char *val = small;
+        if (n == 0)
+            continue;
+        if (n > sizeof(small)) {
+            val = malloc(n);
+            if (!val || json_dumpb(v, val, n, JSON_COMPACT | JSON_ENCODE_ANY) != n) {
+                free(val);
+                return -1;
+            }
+        }
+        /* keys are the collector's own field names (identity_fields, k8s.c): plain ASCII */
+        int rc = st_jbuf_put(out, ",\"", 2) | st_jbuf_put(out, key, strlen(key)) |
+                 st_jbuf_put(out, "\":", 2) | st_jbuf_put(out, val, n);
+        if (val != small)
+            free(val);
+        if (rc < 0)
+            return -1;
     }
+    return 0;
 }
 
-void st_identity_fill(struct st_identity *id, json_t *entry)
+int st_identity_fill_text(struct st_identity *id, const struct st_jentry *e, int side,
+                          struct st_jbuf *out)
 {
-    fill_side(id, json_object_get(entry, "src"));
-    fill_side(id, json_object_get(entry, "dst"));
+    uint32_t obj = e->top[side ? ST_JE_DST : ST_JE_SRC], ipt = e->side[side][ST_JS_IP];
+    if (!obj || !ipt || e->tape->tok[obj].type != ST_J_OBJECT ||
+        e->tape->tok[ipt].type != ST_J_STRING)
+        return 0;
+    char small[128];
+    const struct st_jtok *t = &e->tape->tok[ipt];
+    size_t n = t->end - t->start, len;
+    char *buf = n <= sizeof(small) ? small : malloc(n);
+    if (!buf)
+        return -1;
+    const char *ip = st_jstr(e->text, t, buf, n, &len);
+    if (ip != buf) {
+        memcpy(buf, ip, len);
+        buf[len] = '\0';
+    }
+    json_t *known = lookup(id, buf);
+    int rc = known ? fill_side(known, e, obj, out) : 0;
+    if (buf != small)
+        free(buf);
+    return rc;
 }
 
 bool st_identity_is_injected(struct st_identity *id, const char *ip)

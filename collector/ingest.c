@@ -3,7 +3,12 @@
  * Work per request is bounded by --max-body and --max-batch. Saturation (--max-rate
  * entries/s, or more than --max-backlog bytes waiting for the disk) answers 503 with
  * Retry-After before parsing, so a flood costs little. A bad entry is rejected alone and
- * reported by index; a bad batch (malformed JSON, wrong shape) is refused whole. */
+ * reported by index; a bad batch (malformed JSON, wrong shape) is refused whole.
+ *
+ * A batch is scanned once by jscan.c into a tape (no jansson tree); each entry is
+ * validated and indexed where it sits, and its text goes to the store as it came
+ * (compacted if it had whitespace, with identity fields spliced into src/dst and any
+ * client-sent "merged"/"serverNode"/"id" cut out). The store copies it once. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "collector.h"
+#include "jscan.h"
 
 /* Constant-time comparison of the bearer token. */
 static bool authorized(struct evhttp_request *req, struct st_collector *c)
@@ -32,11 +38,11 @@ static bool authorized(struct evhttp_request *req, struct st_collector *c)
     return diff == 0;
 }
 
-/* Common checks; returns the parsed body or NULL after answering. */
+/* Common checks; returns the body's bytes (contiguous) or NULL after answering. */
 static bool saturated(struct evhttp_request *req, struct st_collector *c, size_t incoming);
 
-static json_t *read_body(struct evhttp_request *req, struct st_collector *c, const char *what,
-                         bool ingest)
+static const char *read_text(struct evhttp_request *req, struct st_collector *c, const char *what,
+                             bool ingest, size_t *lenp)
 {
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
@@ -65,8 +71,19 @@ static json_t *read_body(struct evhttp_request *req, struct st_collector *c, con
         st_api_error(req, 400, "empty body: expected a JSON object");
         return NULL;
     }
+    *lenp = len;
+    return (const char *)evbuffer_pullup(in, -1);
+}
+
+static json_t *read_body(struct evhttp_request *req, struct st_collector *c, const char *what,
+                         bool ingest)
+{
+    size_t len;
+    const char *text = read_text(req, c, what, ingest, &len);
+    if (!text)
+        return NULL;
     json_error_t jerr;
-    json_t *doc = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+    json_t *doc = json_loadb(text, len, 0, &jerr);
     if (!doc) {
         c->n.batches_rejected++;
         st_api_error(req, 400, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
@@ -91,54 +108,157 @@ static bool saturated(struct evhttp_request *req, struct st_collector *c, size_t
     return true;
 }
 
+/* Scratch reused by every batch (one event loop): the batch's tape, and the text and
+ * tape of an entry that had to be rewritten. */
+static struct {
+    struct st_jtape batch, entry;
+    struct st_jbuf text, ins[2];
+} scratch;
+
+void st_ingest_free(void)
+{
+    st_jtape_free(&scratch.batch);
+    st_jtape_free(&scratch.entry);
+    st_jbuf_free(&scratch.text);
+    st_jbuf_free(&scratch.ins[0]);
+    st_jbuf_free(&scratch.ins[1]);
+}
+
+static bool is_removed(const char *text, const struct st_jtok *key)
+{
+    /* what only the collector may set: a client's copy is dropped */
+    return st_jstr_eq(text, key, "merged", 6) || st_jstr_eq(text, key, "serverNode", 10) ||
+           st_jstr_eq(text, key, "id", 2);
+}
+
+/* Writes e's text into scratch.text without its whitespace and removed members, with the
+ * identity members in scratch.ins spliced into src and dst. */
+static int rewrite(const struct st_jentry *e)
+{
+    const struct st_jtok *t = e->tape->tok;
+    struct st_jbuf *b = &scratch.text;
+    bool first = true;
+    int rc = 0;
+    b->len = 0;
+    rc |= st_jbuf_put(b, "{", 1);
+    for (uint32_t k = e->root + 1; k < t[e->root].next; k = t[k + 1].next) {
+        if (is_removed(e->text, &t[k]))
+            continue;
+        rc |= st_jbuf_put(b, first ? "" : ",", first ? 0 : 1);
+        rc |= st_jbuf_put(b, e->text + t[k].start, t[k].end - t[k].start);
+        rc |= st_jbuf_put(b, ":", 1);
+        first = false;
+        int side = k + 1 == e->top[ST_JE_SRC] ? 0 : k + 1 == e->top[ST_JE_DST] ? 1 : -1;
+        if (side < 0 || !scratch.ins[side].len || t[k + 1].type != ST_J_OBJECT) {
+            rc |= st_jbuf_value(b, e->text, e->tape, k + 1);
+            continue;
+        }
+        /* the side without its closing brace, then the new members */
+        size_t before = b->len;
+        rc |= st_jbuf_value(b, e->text, e->tape, k + 1);
+        if (rc < 0)
+            return -1;
+        b->len--;
+        bool empty = b->len == before + 1;
+        const struct st_jbuf *ins = &scratch.ins[side];
+        rc |= st_jbuf_put(b, ins->data + empty, ins->len - empty);
+        rc |= st_jbuf_put(b, "}", 1);
+    }
+    rc |= st_jbuf_put(b, "}", 1);
+    return rc;
+}
+
+/* Validates entry i of the batch, prepares its text and hands it on. Returns -1 with err
+ * filled when the entry is rejected. */
+static int ingest_one(struct st_collector *c, const char *text, uint32_t tok, size_t i, char *err,
+                      size_t errlen)
+{
+    struct st_jentry e;
+    st_jentry_pick(&e, text, &scratch.batch, tok);
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "entries[%zu]", i);
+    if (st_validate_jentry(&e, prefix, err, errlen) < 0)
+        return -1;
+    scratch.ins[0].len = scratch.ins[1].len = 0;
+    if (st_identity_fill_text(c->identity, &e, 0, &scratch.ins[0]) < 0 ||
+        st_identity_fill_text(c->identity, &e, 1, &scratch.ins[1]) < 0) {
+        snprintf(err, errlen, "%s: out of memory", prefix);
+        return -1;
+    }
+    if (scratch.ins[0].len || scratch.ins[1].len || e.top[ST_JE_MERGED] ||
+        e.top[ST_JE_SERVER_NODE] || e.top[ST_JE_ID] ||
+        (scratch.batch.tok[tok].flags & ST_JF_WS)) {
+        struct st_jerr jerr;
+        if (rewrite(&e) < 0 ||
+            st_jscan(scratch.text.data, scratch.text.len, &scratch.entry, &jerr) < 0) {
+            snprintf(err, errlen, "%s: out of memory", prefix);
+            return -1;
+        }
+        st_jentry_pick(&e, scratch.text.data, &scratch.entry, 0);
+    }
+    st_dedup_offer(c->dedup, &e);
+    return 0;
+}
+
+static void batch_error(struct evhttp_request *req, struct st_collector *c, int status,
+                        const char *msg)
+{
+    c->n.batches_rejected++;
+    st_api_error(req, status, "%s", msg);
+}
+
 void st_ingest_entries(struct evhttp_request *req, struct st_collector *c)
 {
-    json_t *doc = read_body(req, c, "/api/v1/entries", true);
-    if (!doc)
+    size_t len;
+    const char *text = read_text(req, c, "/api/v1/entries", true, &len);
+    if (!text)
         return;
-    json_t *entries = json_object_get(doc, "entries");
-    if (!json_is_object(doc) || !json_is_array(entries)) {
+    struct st_jerr jerr;
+    if (st_jscan(text, len, &scratch.batch, &jerr) < 0) {
         c->n.batches_rejected++;
-        st_api_error(req, 400, "%s: expected an object {\"entries\": [...]}",
-                     json_is_object(doc) ? "entries" : "body");
-        json_decref(doc);
+        st_api_error(req, 400, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                     jerr.text);
         return;
     }
-    size_t n = json_array_size(entries);
+    const struct st_jtok *t = scratch.batch.tok;
+    uint32_t entries = st_jget(text, &scratch.batch, 0, "entries");
+    if (t[0].type != ST_J_OBJECT || !entries || t[entries].type != ST_J_ARRAY) {
+        batch_error(req, c, 400,
+                    t[0].type == ST_J_OBJECT ? "entries: expected an object {\"entries\": [...]}"
+                                             : "body: expected an object {\"entries\": [...]}");
+        return;
+    }
+    size_t n = 0;
+    for (uint32_t k = entries + 1; k < t[entries].next; k = t[k].next)
+        n++;
     if (n > c->cfg.max_batch) {
         c->n.batches_rejected++;
         st_api_error(req, 413, "batch of %zu entries exceeds the limit of %zu (--max-batch)", n,
                      c->cfg.max_batch);
-        json_decref(doc);
         return;
     }
-    if (saturated(req, c, n)) {
-        json_decref(doc);
+    if (saturated(req, c, n))
         return;
-    }
     json_t *rejected = json_array();
-    size_t accepted = 0, i;
-    json_t *e;
-    json_array_foreach(entries, i, e)
-    {
-        char prefix[32], err[300];
-        snprintf(prefix, sizeof(prefix), "entries[%zu]", i);
-        if (st_validate_entry(e, prefix, err, sizeof(err)) < 0) {
+    size_t accepted = 0, i = 0;
+    for (uint32_t k = entries + 1; k < t[entries].next; k = t[k].next, i++) {
+        char err[300];
+        if (ingest_one(c, text, k, i, err, sizeof(err)) < 0) {
             json_array_append_new(rejected, json_pack("{s:I,s:s}", "index", (json_int_t)i, "error", err));
             c->n.entries_rejected++;
             continue;
         }
-        json_object_del(e, "merged");
-        json_object_del(e, "serverNode");
-        st_identity_fill(c->identity, e);
-        st_dedup_offer(c->dedup, json_incref(e));
         accepted++;
     }
     c->n.batches++;
     c->n.entries_received += accepted;
     c->rate_window_accepted += accepted;
-    json_decref(doc);
     st_api_json(req, 200, json_pack("{s:I,s:o}", "accepted", (json_int_t)accepted, "rejected", rejected));
+    /* a huge batch must not pin its tape forever */
+    if (scratch.batch.cap > (1u << 20)) {
+        st_jtape_free(&scratch.batch);
+        st_jbuf_free(&scratch.text);
+    }
 }
 
 void st_ingest_register(struct evhttp_request *req, struct st_collector *c)

@@ -342,7 +342,7 @@ value:
             if (c == '-' || (c >= '0' && c <= '9')) {
                 if (push_tok(&s, ST_J_INTEGER, start) < 0)
                     return -1;
-                bool real;
+                bool real = false;
                 if (scan_number(&s, &real) < 0)
                     return -1;
                 struct st_jtok *k = &tape->tok[tape->n - 1];
@@ -646,4 +646,63 @@ void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
                 break;
             }
     }
+}
+
+static int jbuf_grow(struct st_jbuf *b, size_t n)
+{
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int st_jbuf_put(struct st_jbuf *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap && jbuf_grow(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int st_jbuf_value(struct st_jbuf *b, const char *text, const struct st_jtape *tape, uint32_t i)
+{
+    const struct st_jtok *t = &tape->tok[i];
+    size_t n = t->end - t->start;
+    if (!(t->flags & ST_JF_WS))
+        return st_jbuf_put(b, text + t->start, n);
+    if (b->len + n + 1 > b->cap && jbuf_grow(b, n) < 0)
+        return -1;
+    const char *p = text + t->start, *e = p + n;
+    char *o = b->data + b->len;
+    bool in_string = false;
+    while (p < e) {
+        char c = *p++;
+        if (in_string) {
+            *o++ = c;
+            if (c == '\\')
+                *o++ = *p++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            continue;
+        } else {
+            *o++ = c;
+            in_string = c == '"';
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+void st_jbuf_free(struct st_jbuf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
 }

@@ -82,4 +82,14 @@ uint32_t st_jget(const char *text, const struct st_jtape *tape, uint32_t obj, co
 void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
               const char *const *names, uint32_t *out);
 
+/* A growable text buffer for building entries out of pieces of scanned ones. */
+struct st_jbuf {
+    char *data;
+    size_t len, cap;
+};
+int st_jbuf_put(struct st_jbuf *b, const char *p, size_t n);
+/* Appends value token i of text, without the whitespace between its tokens. */
+int st_jbuf_value(struct st_jbuf *b, const char *text, const struct st_jtape *tape, uint32_t i);
+void st_jbuf_free(struct st_jbuf *b);
+
 #endif

@@ -23,7 +23,7 @@ int64_t st_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void st_collector_deliver(struct st_collector *c, json_t *entry)
+void st_collector_deliver(struct st_collector *c, const struct st_jentry *entry)
 {
     const char *err = NULL;
     const struct st_rec *rec = st_store_append(c->store, entry, &err);
@@ -31,7 +31,6 @@ void st_collector_deliver(struct st_collector *c, json_t *entry)
         c->rate_count++;
         st_stream_publish(c->stream, rec);
     }
-    json_decref(entry);
 }
 
 double st_collector_rate(struct st_collector *c)
@@ -457,6 +456,7 @@ fail:
     if (c.http)
         evhttp_free(c.http);
     st_dedup_free(c.dedup);
+    st_ingest_free();
     st_identity_free(c.identity);
     st_store_close(c.store);
     if (c.base)

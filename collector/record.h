@@ -72,7 +72,7 @@ struct st_rec {
     uint32_t json_len;
     int64_t stored_at; /* ms since the epoch when the collector stored it (retention) */
     uint32_t atom[ST_RS_COUNT]; /* enum st_rec_str -> interned string, 0 when absent */
-    char *json; /* the whole entry, compact, with "id"; NUL-terminated; owned */
+    char *json; /* the whole entry, compact, with "id"; NUL-terminated; owned by the store */
 };
 
 static inline const char *st_rec_str(const struct st_rec *r, enum st_rec_str i)
@@ -80,25 +80,62 @@ static inline const char *st_rec_str(const struct st_rec *r, enum st_rec_str i)
     return st_atom_str(r->atom[i]);
 }
 
-/* Memory a record holds: the struct (in the store's array) and its JSON allocation; the
+/* Memory a record holds: the struct (in the store's array) and its JSON text (the store
+ * packs texts into large slabs, so there is no per-entry allocation overhead); the
  * interned strings are shared and counted by st_atom_bytes(). */
 static inline size_t st_rec_size(const struct st_rec *r)
 {
-    return sizeof(*r) + r->json_len + 1 + 16;
+    return sizeof(*r) + r->json_len + 1;
 }
 
 #define ST_REC_NO_PORT UINT32_MAX
 
-/* Fills *out from an entry object that already carries its "id" (decimal string); the
- * JSON is serialized once. Returns -1 on allocation failure or when the entry cannot be
- * serialized. Release with st_rec_clear(). */
-int st_rec_build(struct st_rec *out, json_t *entry, uint64_t id);
-/* The same from serialized entry JSON (e.g. read back from disk); -1 if it does not parse
- * or has no usable "id". */
-int st_rec_build_text(struct st_rec *out, const char *json, size_t len);
-/* Releases what a built record holds (its strings and JSON). */
+/* An entry on a jscan tape (jscan.h) with the members the collector reads located in one
+ * walk per object: each field is a tape index, 0 when absent (the last of duplicates). */
+enum st_je_top {
+    ST_JE_TIMESTAMP, ST_JE_ELAPSED, ST_JE_PROTOCOL, ST_JE_SRC, ST_JE_DST, ST_JE_NODE,
+    ST_JE_OUTGOING, ST_JE_SEQ, ST_JE_SUMMARY, ST_JE_ERROR, ST_JE_REQUEST, ST_JE_RESPONSE,
+    ST_JE_MERGED, ST_JE_SERVER_NODE, ST_JE_ID, ST_JE_TOP_COUNT
+};
+enum st_je_side {
+    ST_JS_IP, ST_JS_NAME, ST_JS_NAMESPACE, ST_JS_NODE, ST_JS_WORKLOAD, ST_JS_SERVICE_ACCOUNT,
+    ST_JS_PORT, ST_JS_LABELS, ST_JS_COUNT
+};
+enum st_je_msg {
+    ST_JM_METHOD, ST_JM_PATH, ST_JM_URL, ST_JM_QUERY, ST_JM_STATUS, ST_JM_STATUS_TEXT,
+    ST_JM_HEADERS, ST_JM_BYTES, ST_JM_BODY, ST_JM_COUNT
+};
+enum st_je_body { ST_JB_SIZE, ST_JB_TRUNCATED, ST_JB_ENCODING, ST_JB_DATA, ST_JB_COUNT };
+
+struct st_jtape;
+struct st_jentry {
+    const char *text;
+    const struct st_jtape *tape;
+    uint32_t root; /* the entry's token (an object, or anything when invalid) */
+    uint32_t top[ST_JE_TOP_COUNT];
+    uint32_t proto_name, proto_version, proto_abbr;
+    uint32_t side[2][ST_JS_COUNT]; /* [0] src, [1] dst */
+    uint32_t node_name, error_message;
+    uint32_t msg[2][ST_JM_COUNT];  /* [0] request, [1] response */
+    uint32_t body[2][ST_JB_COUNT];
+};
+
+/* Locates the fields of the entry at tape index root. */
+void st_jentry_pick(struct st_jentry *e, const char *text, const struct st_jtape *tape,
+                    uint32_t root);
+/* The entry's text (from its first to its last byte). */
+const char *st_jentry_text(const struct st_jentry *e, size_t *len);
+/* Fills rec's index fields (atoms, numbers, flags) from a picked entry; rec->json, json_len,
+ * id and stored_at are the caller's. Release with st_rec_clear(). */
+void st_rec_index(struct st_rec *rec, const struct st_jentry *e);
+/* Releases the record's interned strings (not its JSON, which its owner frees). */
 void st_rec_clear(struct st_rec *rec);
-/* Heap-allocated variants for tests: NULL on failure; st_rec_free(NULL) is a no-op. */
+/* Parses the "id" member ("123") of a picked entry; 0 when absent or invalid. */
+uint64_t st_jentry_id(const struct st_jentry *e);
+
+/* Heap-allocated records for tests and tools (one allocation holds record and JSON):
+ * NULL on failure; st_rec_free(NULL) is a no-op. st_rec_new serializes entry compactly;
+ * st_rec_from_text needs a usable "id". */
 struct st_rec *st_rec_new(json_t *entry, uint64_t id);
 struct st_rec *st_rec_from_text(const char *json, size_t len);
 void st_rec_free(struct st_rec *rec);

@@ -41,9 +41,11 @@ typedef bool (*st_store_visit_fn)(const struct st_rec *rec, void *arg);
 struct st_store;
 
 struct st_store_ops {
-    /* Stores entry (an object): sets its "id" and returns the stored record (valid until
-     * the next append) or NULL with a message. */
-    const struct st_rec *(*append)(struct st_store *s, json_t *entry, const char **error);
+    /* Stores a scanned entry (an object without an "id" member, see record.h): its text is
+     * copied once, with "id" added as the last member, and the stored record is returned
+     * (valid until the next append), or NULL with a message. */
+    const struct st_rec *(*append)(struct st_store *s, const struct st_jentry *entry,
+                                   const char **error);
     const struct st_rec *(*get)(struct st_store *s, uint64_t id);
     /* Visits ids in (after, before) exclusive, newest first; before = 0 means no upper
      * bound, after = 0 no lower bound. */
@@ -64,7 +66,8 @@ struct st_store {
 /* The embedded engine. Loads what data_dir holds. NULL with err filled on failure. */
 struct st_store *st_store_mem_new(const struct st_store_config *cfg, char *err, size_t errlen);
 
-static inline const struct st_rec *st_store_append(struct st_store *s, json_t *e, const char **err)
+static inline const struct st_rec *st_store_append(struct st_store *s, const struct st_jentry *e,
+                                                   const char **err)
 {
     return s->ops->append(s, e, err);
 }

@@ -3,15 +3,31 @@
  *
  * Index records sit by value in one ring ordered by id (ids increase; gaps are possible
  * after a damaged disk record), so "newest first from a cursor" is a binary search and a
- * sequential walk over memory. The entries' JSON is allocated per record. */
+ * sequential walk over memory. The entries' JSON texts are packed one after the other
+ * into 1 MiB slabs (mmap'ed): records are appended and evicted in id order, so a slab is
+ * released whole once its last record is evicted. No allocation per entry, no heap
+ * fragmentation, and memory goes back to the system as the window moves. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+
+#include "jscan.h"
 
 #include "segment.h"
 #include "store.h"
+
+#define SLAB_BYTES ((size_t)1 << 20)
+
+struct slab {
+    struct slab *next; /* newer */
+    size_t size, used; /* bytes mapped (this header included), bytes handed out */
+    size_t live;       /* records whose JSON is here */
+    char data[];
+};
 
 struct mem_store {
     struct st_store base;
@@ -22,7 +38,67 @@ struct mem_store {
     size_t bytes;
     struct st_store_stats st;
     struct st_segs *segs;
+    struct slab *oldest_slab, *newest_slab;
+    size_t slab_bytes; /* mapped */
+    struct st_jtape load_tape;
 };
+
+static void slab_unmap(struct mem_store *m, struct slab *sl)
+{
+    m->slab_bytes -= sl->size;
+    munmap(sl, sl->size);
+}
+
+/* Releases the oldest slabs that no record uses any more (the newest stays for reuse). */
+static void slab_trim(struct mem_store *m)
+{
+    while (m->oldest_slab && m->oldest_slab->live == 0 && m->oldest_slab != m->newest_slab) {
+        struct slab *sl = m->oldest_slab;
+        m->oldest_slab = sl->next;
+        slab_unmap(m, sl);
+    }
+    if (m->newest_slab && m->newest_slab->live == 0)
+        m->newest_slab->used = 0;
+}
+
+/* n bytes for the next record's JSON, in the newest slab or a new one. */
+static char *slab_alloc(struct mem_store *m, size_t n)
+{
+    struct slab *sl = m->newest_slab;
+    if (!sl || sl->size - offsetof(struct slab, data) - sl->used < n) {
+        size_t size = SLAB_BYTES;
+        if (n + offsetof(struct slab, data) > size)
+            size = (n + offsetof(struct slab, data) + 4095) & ~(size_t)4095;
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        sl = p;
+        sl->next = NULL;
+        sl->size = size;
+        sl->used = sl->live = 0;
+        if (m->newest_slab)
+            m->newest_slab->next = sl;
+        else
+            m->oldest_slab = sl;
+        m->newest_slab = sl;
+        m->slab_bytes += size;
+        slab_trim(m);
+    }
+    char *p = sl->data + sl->used;
+    sl->used += n;
+    sl->live++;
+    return p;
+}
+
+/* The oldest record's JSON is in the oldest slab that still has live records. */
+static void slab_release_oldest(struct mem_store *m)
+{
+    slab_trim(m);
+    if (m->oldest_slab) {
+        m->oldest_slab->live--;
+        slab_trim(m);
+    }
+}
 
 static int64_t now_ms(void)
 {
@@ -42,6 +118,7 @@ static void evict_oldest(struct mem_store *m)
     m->bytes -= st_rec_size(r);
     m->st.per_proto[r->proto]--;
     st_rec_clear(r);
+    slab_release_oldest(m);
     m->head = (m->head + 1) & (m->cap - 1);
     m->count--;
     m->st.evicted++;
@@ -78,25 +155,48 @@ static const struct st_rec *commit(struct mem_store *m)
     return at(m, m->count - 1);
 }
 
-static const struct st_rec *mem_append(struct st_store *s, json_t *entry, const char **error)
+/* Copies text (an object's JSON) into a slab as the record's JSON, with "id" added
+ * as its last member unless with_id is false (the text carries it). */
+static int store_text(struct mem_store *m, struct st_rec *r, const char *text, size_t len,
+                      uint64_t id, bool with_id)
+{
+    char idm[40];
+    int idl = 0;
+    if (with_id)
+        idl = snprintf(idm, sizeof(idm), "%s\"id\":\"%" PRIu64 "\"}", len > 2 ? "," : "", id);
+    size_t keep = with_id ? len - 1 : len; /* the closing brace moves after "id" */
+    size_t n = keep + (size_t)idl;
+    if (n >= UINT32_MAX)
+        return -1;
+    char *p = slab_alloc(m, n + 1);
+    if (!p)
+        return -1;
+    memcpy(p, text, keep);
+    memcpy(p + keep, idm, (size_t)idl);
+    p[n] = '\0';
+    r->json = p;
+    r->json_len = (uint32_t)n;
+    return 0;
+}
+
+static const struct st_rec *mem_append(struct st_store *s, const struct st_jentry *e,
+                                       const char **error)
 {
     struct mem_store *m = (struct mem_store *)s;
-    char idbuf[24];
     uint64_t id = m->next_id;
-    snprintf(idbuf, sizeof(idbuf), "%" PRIu64, id);
-    if (json_object_set_new(entry, "id", json_string(idbuf)) < 0) {
-        *error = "out of memory";
+    size_t len;
+    const char *text = st_jentry_text(e, &len);
+    if (e->tape->tok[e->root].type != ST_J_OBJECT || len < 2) {
+        *error = "not an object";
         return NULL;
     }
     struct st_rec *r = slot(m);
-    if (!r) {
+    if (!r || store_text(m, r, text, len, id, true) < 0) {
         *error = "out of memory";
         return NULL;
     }
-    if (st_rec_build(r, entry, id) < 0) {
-        *error = "entry could not be serialized";
-        return NULL;
-    }
+    st_rec_index(r, e);
+    r->id = id;
     r->stored_at = now_ms();
     r = (struct st_rec *)commit(m);
     m->next_id++;
@@ -182,6 +282,12 @@ static void mem_close(struct st_store *s)
     st_segs_close(m->segs);
     for (size_t i = 0; i < m->count; i++)
         st_rec_clear(at(m, i));
+    while (m->oldest_slab) {
+        struct slab *sl = m->oldest_slab;
+        m->oldest_slab = sl->next;
+        slab_unmap(m, sl);
+    }
+    st_jtape_free(&m->load_tape);
     free(m->ring);
     free(m);
 }
@@ -202,17 +308,23 @@ static int load_one(const char *json, size_t len, int64_t stored_at, void *arg)
     struct st_rec *r = slot(m);
     if (!r)
         return -1;
-    if (st_rec_build_text(r, json, len) < 0) {
+    struct st_jerr err;
+    struct st_jentry e;
+    if (st_jscan(json, len, &m->load_tape, &err) < 0 || m->load_tape.tok[0].type != ST_J_OBJECT) {
         m->st.torn++;
         return 0;
     }
+    st_jentry_pick(&e, json, &m->load_tape, 0);
+    uint64_t id = st_jentry_id(&e);
+    if (!id || (m->count && id <= at(m, m->count - 1)->id)) {
+        m->st.torn++; /* no id, or out of order: a damaged or foreign record */
+        return 0;
+    }
+    if (store_text(m, r, json, len, id, false) < 0)
+        return -1;
+    st_rec_index(r, &e);
+    r->id = id;
     r->stored_at = stored_at;
-    if (m->count && r->id <= at(m, m->count - 1)->id) {
-        st_rec_clear(r); /* out of order: a damaged or foreign record */
-        m->st.torn++;
-        return 0;
-    }
-    uint64_t id = r->id;
     commit(m);
     m->st.loaded++;
     if (id >= m->next_id)
