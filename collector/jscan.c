@@ -145,8 +145,12 @@ static int scan_string(struct scan *s, uint8_t *flags)
         while (i + 8 <= len) {
             uint64_t w;
             memcpy(&w, p + i, 8);
-            if (special8(w) & HIGHS)
+            uint64_t m = special8(w) & HIGHS;
+            if (m) {
+                /* the lowest flagged byte is exact (borrows only run upwards) */
+                i += (size_t)__builtin_ctzll(m) >> 3;
                 break;
+            }
             i += 8;
         }
         if (i >= len)
@@ -260,100 +264,223 @@ static int scan_number(struct scan *s, bool *real)
     return 0;
 }
 
-static int literal(struct scan *s, const char *word, size_t n)
+/* The fast path of scan_string: the index after the closing quote, 0 when the string is
+ * invalid or unterminated (scan_string then walks it again to say why). */
+static inline __attribute__((always_inline)) size_t string_end(const unsigned char *p, size_t i,
+                                                               size_t len, uint8_t *flags)
 {
-    if (s->len - s->pos < n || memcmp(s->p + s->pos, word, n) != 0)
-        return fail_at(s, s->pos, "invalid token");
-    s->pos += n;
-    return 0;
-}
-
-/* Skips whitespace; marks the open container (top) when there was any. */
-static inline void skip_ws(struct scan *s, uint32_t top)
-{
-    if (s->pos < s->len && is_ws(s->p[s->pos])) {
-        while (s->pos < s->len && is_ws(s->p[s->pos]))
-            s->pos++;
-        if (top != UINT32_MAX)
-            s->tape->tok[top].flags |= ST_JF_WS;
+    i++;
+    for (;;) {
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t m = special8(w) & HIGHS;
+            if (m) {
+                /* the lowest flagged byte is exact (borrows only run upwards) */
+                i += (size_t)__builtin_ctzll(m) >> 3;
+                goto special;
+            }
+            i += 8;
+        }
+        if (i >= len)
+            return 0;
+    special:;
+        unsigned char c = p[i];
+        if (c == '"')
+            return i + 1;
+        if (c == '\\') {
+            *flags |= ST_JF_ESC;
+            if (i + 1 >= len)
+                return 0;
+            c = p[i + 1];
+            if (c == 'u') {
+                uint32_t u;
+                if (i + 6 > len || hex4(p + i + 2, &u) < 0 || u == 0 || (u >= 0xdc00 && u <= 0xdfff))
+                    return 0;
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    uint32_t lo;
+                    if (i + 12 > len || p[i + 6] != '\\' || p[i + 7] != 'u' ||
+                        hex4(p + i + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                        return 0;
+                    i += 12;
+                } else {
+                    i += 6;
+                }
+                continue;
+            }
+            if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' &&
+                c != 'r' && c != 't')
+                return 0;
+            i += 2;
+            continue;
+        }
+        if (c < 0x20)
+            return 0;
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p + i, len - i);
+            if (!n)
+                return 0;
+            i += n;
+            continue;
+        }
+        i++;
     }
 }
 
+static struct st_jtok *grow_tape(struct scan *s, uint32_t n)
+{
+    s->tape->n = n;
+    s->pos = s->len;
+    return grow(s) < 0 ? NULL : s->tape->tok;
+}
+
+/* Whitespace at pos is skipped; the open container top (NONE at the top level) learns it
+ * had some, so copying it later knows whether it must compact. */
+#define NONE UINT32_MAX
+#define SKIP_WS(top)                                                                           \
+    do {                                                                                       \
+        if (pos < len && p[pos] <= ' ') {                                                      \
+            size_t ws0_ = pos;                                                                 \
+            while (pos < len && is_ws(p[pos]))                                                 \
+                pos++;                                                                         \
+            if (pos != ws0_ && (top) != NONE)                                                  \
+                tok[top].flags |= ST_JF_WS;                                                    \
+        }                                                                                      \
+    } while (0)
+#define PUSH(type_, start_)                                                                    \
+    do {                                                                                       \
+        if (n == cap) {                                                                        \
+            if (!(tok = grow_tape(&s, n)))                                                     \
+                return -1;                                                                     \
+            cap = tape->cap;                                                                   \
+        }                                                                                      \
+        struct st_jtok *k_ = &tok[n++];                                                        \
+        k_->start = k_->end = (uint32_t)(start_);                                              \
+        k_->next = n;                                                                          \
+        k_->type = (type_);                                                                    \
+        k_->flags = 0;                                                                         \
+        k_->pad = 0;                                                                           \
+    } while (0)
+/* A string token at pos (the opening quote); reports through the slow path on failure. */
+#define STRING()                                                                               \
+    do {                                                                                       \
+        PUSH(ST_J_STRING, pos);                                                                \
+        uint8_t fl_ = 0;                                                                       \
+        size_t e_ = string_end(p, pos, len, &fl_);                                             \
+        if (!e_) {                                                                             \
+            s.pos = pos;                                                                       \
+            uint8_t ignored_;                                                                  \
+            if (scan_string(&s, &ignored_) < 0)                                                \
+                return -1;                                                                     \
+            return fail_at(&s, pos, "invalid string");                                         \
+        }                                                                                      \
+        pos = e_;                                                                              \
+        tok[n - 1].end = (uint32_t)pos;                                                        \
+        tok[n - 1].flags = fl_;                                                                \
+    } while (0)
+
+/* The main loop keeps its state in locals (position, tape, stack) so that the compiler
+ * holds them in registers: about 40 instructions per token. */
 int st_jscan(const char *text, size_t len, struct st_jtape *tape, struct st_jerr *err)
 {
     struct scan s = {(const unsigned char *)text, len, 0, tape, err};
+    const unsigned char *p = s.p;
     uint32_t stack[ST_JSCAN_MAX_DEPTH];
-    uint32_t depth = 0;
+    uint32_t depth = 0, n = 0, cap = tape->cap;
+    struct st_jtok *tok = tape->tok;
+    size_t pos = 0;
     tape->n = 0;
     if (len >= ST_JSCAN_MAX_LEN)
         return fail_at(&s, 0, "document too large");
-    skip_ws(&s, UINT32_MAX);
-    if (s.pos >= len)
-        return fail_at(&s, s.pos, "'[' or '{' expected near end of input");
-    if (s.p[s.pos] != '{' && s.p[s.pos] != '[')
-        return fail_at(&s, s.pos, "'[' or '{' expected");
+    SKIP_WS(NONE);
+    if (pos >= len)
+        return fail_at(&s, pos, "'[' or '{' expected near end of input");
+    if (p[pos] != '{' && p[pos] != '[')
+        return fail_at(&s, pos, "'[' or '{' expected");
 
 value:
-    /* a value at s.pos; depth containers are open */
-    if (s.pos >= len)
-        return fail_at(&s, s.pos, "premature end of input");
+    /* a value at pos; depth containers are open */
+    if (pos >= len)
+        return fail_at(&s, pos, "premature end of input");
     if (depth >= ST_JSCAN_MAX_DEPTH)
-        return fail_at(&s, s.pos, "maximum nesting depth (%d) reached", ST_JSCAN_MAX_DEPTH);
-    {
-        unsigned char c = s.p[s.pos];
-        uint32_t start = (uint32_t)s.pos;
-        uint32_t top = depth ? stack[depth - 1] : UINT32_MAX;
-        switch (c) {
-        case '{':
-        case '[':
-            if (push_tok(&s, c == '{' ? ST_J_OBJECT : ST_J_ARRAY, start) < 0)
-                return -1;
-            stack[depth++] = tape->n - 1;
-            s.pos++;
-            skip_ws(&s, tape->n - 1);
-            if (s.pos < len && s.p[s.pos] == (c == '{' ? '}' : ']')) {
-                s.pos++;
-                goto close;
-            }
-            if (c == '{')
-                goto key;
-            goto value;
-        case '"': {
-            if (push_tok(&s, ST_J_STRING, start) < 0)
-                return -1;
-            uint32_t k = tape->n - 1;
-            uint8_t flags = 0;
-            if (scan_string(&s, &flags) < 0)
-                return -1;
-            tape->tok[k].flags = flags;
-            tape->tok[k].end = (uint32_t)s.pos;
-            break;
+        return fail_at(&s, pos, "maximum nesting depth (%d) reached", ST_JSCAN_MAX_DEPTH);
+    switch (p[pos]) {
+    case '"':
+        STRING();
+        break;
+    case '{':
+        PUSH(ST_J_OBJECT, pos);
+        stack[depth++] = n - 1;
+        pos++;
+        SKIP_WS(n - 1);
+        if (pos < len && p[pos] == '}') {
+            pos++;
+            goto close;
         }
-        case 't':
-        case 'f':
-        case 'n':
-            if (push_tok(&s, c == 't' ? ST_J_TRUE : c == 'f' ? ST_J_FALSE : ST_J_NULL, start) < 0)
-                return -1;
-            if (literal(&s, c == 't' ? "true" : c == 'f' ? "false" : "null", c == 'f' ? 5 : 4) < 0)
-                return -1;
-            tape->tok[tape->n - 1].end = (uint32_t)s.pos;
-            break;
-        default:
-            if (c == '-' || (c >= '0' && c <= '9')) {
-                if (push_tok(&s, ST_J_INTEGER, start) < 0)
-                    return -1;
-                bool real = false;
-                if (scan_number(&s, &real) < 0)
-                    return -1;
-                struct st_jtok *k = &tape->tok[tape->n - 1];
-                k->end = (uint32_t)s.pos;
-                if (real)
-                    k->type = ST_J_REAL;
-                break;
-            }
-            return fail_at(&s, s.pos, "invalid token");
+        goto key;
+    case '[':
+        PUSH(ST_J_ARRAY, pos);
+        stack[depth++] = n - 1;
+        pos++;
+        SKIP_WS(n - 1);
+        if (pos < len && p[pos] == ']') {
+            pos++;
+            goto close;
         }
-        (void)top;
+        goto value;
+    case 't':
+    case 'f':
+    case 'n': {
+        unsigned char c = p[pos];
+        const char *word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t wl = c == 'f' ? 5 : 4;
+        PUSH(c == 't' ? ST_J_TRUE : c == 'f' ? ST_J_FALSE : ST_J_NULL, pos);
+        if (len - pos < wl || memcmp(p + pos, word, wl) != 0)
+            return fail_at(&s, pos, "invalid token");
+        pos += wl;
+        tok[n - 1].end = (uint32_t)pos;
+        break;
+    }
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9': {
+        PUSH(ST_J_INTEGER, pos);
+        size_t i = pos;
+        if (p[i] == '-')
+            i++;
+        if (i < len && p[i] >= '1' && p[i] <= '9') {
+            i++;
+            while (i < len && p[i] >= '0' && p[i] <= '9')
+                i++;
+        } else if (i < len && p[i] == '0') {
+            i++;
+        }
+        /* short plain integers are done here; the rest (and every error) take scan_number */
+        if (i - pos < 19 && p[i - 1] >= '0' && p[i - 1] <= '9' &&
+            (i >= len || (p[i] != '.' && p[i] != 'e' && p[i] != 'E'))) {
+            pos = i;
+        } else {
+            bool real = false;
+            s.pos = pos;
+            if (scan_number(&s, &real) < 0)
+                return -1;
+            pos = s.pos;
+            if (real)
+                tok[n - 1].type = ST_J_REAL;
+        }
+        tok[n - 1].end = (uint32_t)pos;
+        break;
+    }
+    default:
+        return fail_at(&s, pos, "invalid token");
     }
 
 after:
@@ -362,62 +489,61 @@ after:
         goto done;
     {
         uint32_t top = stack[depth - 1];
-        skip_ws(&s, top);
-        if (s.pos >= len)
-            return fail_at(&s, s.pos, "premature end of input");
-        unsigned char c = s.p[s.pos];
-        bool obj = tape->tok[top].type == ST_J_OBJECT;
+        SKIP_WS(top);
+        if (pos >= len)
+            return fail_at(&s, pos, "premature end of input");
+        unsigned char c = p[pos];
+        bool obj = tok[top].type == ST_J_OBJECT;
         if (c == ',') {
-            s.pos++;
-            skip_ws(&s, top);
+            pos++;
+            SKIP_WS(top);
             if (obj)
                 goto key;
             goto value;
         }
         if (c == (obj ? '}' : ']')) {
-            s.pos++;
+            pos++;
             goto close;
         }
-        return fail_at(&s, s.pos, obj ? "',' or '}' expected" : "',' or ']' expected");
+        return fail_at(&s, pos, obj ? "',' or '}' expected" : "',' or ']' expected");
     }
 
 key : {
     uint32_t top = stack[depth - 1];
-    if (s.pos >= len || s.p[s.pos] != '"')
-        return fail_at(&s, s.pos, "string or '}' expected");
-    if (push_tok(&s, ST_J_STRING, (uint32_t)s.pos) < 0)
-        return -1;
-    uint32_t k = tape->n - 1;
-    uint8_t flags = 0;
-    if (scan_string(&s, &flags) < 0)
-        return -1;
-    tape->tok[k].flags = flags;
-    tape->tok[k].end = (uint32_t)s.pos;
-    skip_ws(&s, top);
-    if (s.pos >= len || s.p[s.pos] != ':')
-        return fail_at(&s, s.pos, "':' expected");
-    s.pos++;
-    skip_ws(&s, top);
+    if (pos >= len || p[pos] != '"')
+        return fail_at(&s, pos, "string or '}' expected");
+    STRING();
+    SKIP_WS(top);
+    if (pos >= len || p[pos] != ':')
+        return fail_at(&s, pos, "':' expected");
+    pos++;
+    SKIP_WS(top);
     goto value;
 }
 
 close : {
-    /* the container on top of the stack ended at s.pos */
+    /* the container on top of the stack ended at pos */
     uint32_t top = stack[--depth];
-    struct st_jtok *k = &tape->tok[top];
-    k->end = (uint32_t)s.pos;
-    k->next = tape->n;
+    struct st_jtok *k = &tok[top];
+    k->end = (uint32_t)pos;
+    k->next = n;
     if (depth && (k->flags & ST_JF_WS))
-        tape->tok[stack[depth - 1]].flags |= ST_JF_WS;
+        tok[stack[depth - 1]].flags |= ST_JF_WS;
     goto after;
 }
 
 done:
-    skip_ws(&s, UINT32_MAX);
-    if (s.pos != len)
-        return fail_at(&s, s.pos, "end of input expected after the document");
+    SKIP_WS(NONE);
+    tape->n = n;
+    if (pos != len)
+        return fail_at(&s, pos, "end of input expected after the document");
     return 0;
 }
+
+#undef SKIP_WS
+#undef PUSH
+#undef STRING
+#undef NONE
 
 void st_jtape_free(struct st_jtape *tape)
 {
