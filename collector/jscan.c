@@ -63,21 +63,6 @@ static int grow(struct scan *s)
     return 0;
 }
 
-static inline int push_tok(struct scan *s, uint8_t type, uint32_t start)
-{
-    struct st_jtape *t = s->tape;
-    if (t->n == t->cap && grow(s) < 0)
-        return -1;
-    struct st_jtok *k = &t->tok[t->n++];
-    k->start = start;
-    k->end = start;
-    k->next = t->n;
-    k->type = type;
-    k->flags = 0;
-    k->pad = 0;
-    return 0;
-}
-
 static inline bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
