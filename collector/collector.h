@@ -93,10 +93,9 @@ void st_ingest_register(struct evhttp_request *req, struct st_collector *c);
 /* Frees the buffers ingest keeps between batches. */
 void st_ingest_free(void);
 
-/* validate.c: checks one scanned entry against docs/entries.md. On failure writes
- * "<prefix>.field: expected ..." into err and returns -1. */
-int st_validate_jentry(const struct st_jentry *entry, const char *prefix, char *err,
-                       size_t errlen);
+/* validate.c: checks entry number index of a batch against docs/entries.md. On failure
+ * writes "entries[index].field: expected ..." into err and returns -1. */
+int st_validate_jentry(const struct st_jentry *entry, size_t index, char *err, size_t errlen);
 int st_validate_pod(json_t *pod, char *err, size_t errlen);
 
 /* identity.c */

@@ -111,8 +111,25 @@ static bool make_key(const struct st_jentry *e, char *key, size_t size)
     if (st_jstr_len(e->text, &t[ip]) >= sizeof(ipbuf))
         return false; /* no address is that long; jansson-era keys were cut at 96 bytes */
     const char *ips = st_jstr(e->text, &t[ip], ipbuf, sizeof(ipbuf), &iplen);
-    snprintf(key, size, "%.*s|%lld|%lld", (int)iplen, ips, (long long)st_jint(e->text, &t[port]),
-             (long long)st_jint(e->text, &t[seq]));
+    /* "ip|port|seq" with the numbers as sent (integers without sign or leading zeros are
+     * their own decimal form; others are rare and take snprintf) */
+    const struct st_jtok *pt = &t[port], *st = &t[seq];
+    size_t pl = pt->end - pt->start, sl = st->end - st->start;
+    if (e->text[pt->start] == '-' || e->text[st->start] == '-' || iplen + pl + sl + 3 > size) {
+        snprintf(key, size, "%.*s|%lld|%lld", (int)iplen, ips, (long long)st_jint(e->text, pt),
+                 (long long)st_jint(e->text, st));
+        return true;
+    }
+    char *o = key;
+    memcpy(o, ips, iplen);
+    o += iplen;
+    *o++ = '|';
+    memcpy(o, e->text + pt->start, pl);
+    o += pl;
+    *o++ = '|';
+    memcpy(o, e->text + st->start, sl);
+    o += sl;
+    *o = '\0';
     return true;
 }
 

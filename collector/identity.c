@@ -12,7 +12,25 @@
 
 #define MAX_IDENTITIES 200000 /* per table; registrations beyond are refused */
 
+/* The members an identity adds, serialized once: fill runs for nearly every entry, and
+ * jansson's dump cost ~5,000 instructions per entry. Keyed by the identity object, which
+ * the slot references, so its address cannot be reused while cached; identities are
+ * replaced, never modified, once in a table. */
+#define FILL_CACHE 1024
+#define FILL_MAX_KEYS 8
+struct fill_cached {
+    json_t *known;
+    int n;
+    struct {
+        int field;       /* enum st_je_side, or -1: looked up by name */
+        const char *key; /* owned by known */
+        uint32_t off, len;
+    } piece[FILL_MAX_KEYS];
+    struct st_jbuf text; /* ,"key":value for each member of known */
+};
+
 struct st_identity {
+    struct fill_cached *cache; /* FILL_CACHE slots */
     json_t *registered; /* ip -> identity (name, namespace, node, workload, ...) */
     json_t *pods;       /* from the Kubernetes API */
     json_t *endpoints;  /* addresses behind a Service */
@@ -28,7 +46,8 @@ struct st_identity *st_identity_new(void)
     id->pods = json_object();
     id->services = json_object();
     id->endpoints = json_object();
-    if (!id->registered || !id->pods || !id->services || !id->endpoints) {
+    id->cache = calloc(FILL_CACHE, sizeof(*id->cache));
+    if (!id->cache || !id->registered || !id->pods || !id->services || !id->endpoints) {
         st_identity_free(id);
         return NULL;
     }
@@ -43,6 +62,11 @@ void st_identity_free(struct st_identity *id)
     json_decref(id->pods);
     json_decref(id->services);
     json_decref(id->endpoints);
+    for (size_t i = 0; id->cache && i < FILL_CACHE; i++) {
+        json_decref(id->cache[i].known);
+        st_jbuf_free(&id->cache[i].text);
+    }
+    free(id->cache);
     free(id);
 }
 
@@ -109,10 +133,79 @@ static json_t *lookup(struct st_identity *id, const char *ip)
     return v;
 }
 
+static int side_field(const char *key)
+{
+    static const char *const names[ST_JS_COUNT] = {
+        [ST_JS_IP] = "ip",     [ST_JS_NAME] = "name",         [ST_JS_NAMESPACE] = "namespace",
+        [ST_JS_NODE] = "node", [ST_JS_WORKLOAD] = "workload", [ST_JS_SERVICE_ACCOUNT] = "serviceAccount",
+        [ST_JS_PORT] = "port", [ST_JS_LABELS] = "labels",
+    };
+    for (int i = 0; i < ST_JS_COUNT; i++)
+        if (strcmp(key, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* The cache slot of known, (re)built when it holds another identity; NULL when known
+ * cannot be cached (too many keys, out of memory). */
+static struct fill_cached *cached(struct st_identity *id, json_t *known)
+{
+    uintptr_t h = (uintptr_t)known;
+    struct fill_cached *c = &id->cache[(h >> 4 ^ h >> 14) % FILL_CACHE];
+    if (c->known == known)
+        return c;
+    if (json_object_size(known) > FILL_MAX_KEYS)
+        return NULL;
+    json_decref(c->known);
+    c->known = NULL;
+    c->n = 0;
+    c->text.len = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(known, key, v)
+    {
+        size_t off = c->text.len, n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (n == 0)
+            continue;
+        char small[512], *val = n <= sizeof(small) ? small : malloc(n);
+        if (!val || json_dumpb(v, val, n, JSON_COMPACT | JSON_ENCODE_ANY) != n) {
+            if (val != small)
+                free(val);
+            return NULL;
+        }
+        /* keys are the collector's own field names (identity_fields, k8s.c): plain ASCII */
+        int rc = st_jbuf_put(&c->text, ",\"", 2) | st_jbuf_put(&c->text, key, strlen(key)) |
+                 st_jbuf_put(&c->text, "\":", 2) | st_jbuf_put(&c->text, val, n);
+        if (val != small)
+            free(val);
+        if (rc < 0)
+            return NULL;
+        c->piece[c->n].field = side_field(key);
+        c->piece[c->n].key = key;
+        c->piece[c->n].off = (uint32_t)off;
+        c->piece[c->n].len = (uint32_t)(c->text.len - off);
+        c->n++;
+    }
+    c->known = json_incref(known);
+    return c;
+}
+
 /* Appends ,"key":value for what known has and the side lacks: a side that already names
  * a pod keeps it; only missing fields are added. */
-static int fill_side(json_t *known, const struct st_jentry *e, uint32_t side, struct st_jbuf *out)
+static int fill_side(struct st_identity *id, json_t *known, const struct st_jentry *e, int s,
+                     uint32_t side, struct st_jbuf *out)
 {
+    struct fill_cached *c = cached(id, known);
+    if (c) {
+        for (int i = 0; i < c->n; i++) {
+            int f = c->piece[i].field;
+            if (f >= 0 ? e->side[s][f] != 0 : st_jget(e->text, e->tape, side, c->piece[i].key) != 0)
+                continue;
+            if (st_jbuf_put(out, c->text.data + c->piece[i].off, c->piece[i].len) < 0)
+                return -1;
+        }
+        return 0;
+    }
     const char *key;
     json_t *v;
     json_object_foreach(known, key, v)
@@ -131,7 +224,6 @@ static int fill_side(json_t *known, const struct st_jentry *e, uint32_t side, st
                 return -1;
             }
         }
-        /* keys are the collector's own field names (identity_fields, k8s.c): plain ASCII */
         int rc = st_jbuf_put(out, ",\"", 2) | st_jbuf_put(out, key, strlen(key)) |
                  st_jbuf_put(out, "\":", 2) | st_jbuf_put(out, val, n);
         if (val != small)
@@ -161,7 +253,7 @@ int st_identity_fill_text(struct st_identity *id, const struct st_jentry *e, int
         buf[len] = '\0';
     }
     json_t *known = lookup(id, buf);
-    int rc = known ? fill_side(known, e, obj, out) : 0;
+    int rc = known ? fill_side(id, known, e, side, obj, out) : 0;
     if (buf != small)
         free(buf);
     return rc;

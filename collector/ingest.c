@@ -141,8 +141,10 @@ static int rewrite(const struct st_jentry *e)
     int rc = 0;
     b->len = 0;
     rc |= st_jbuf_put(b, "{", 1);
+    /* a member of these names exists iff the pick found one (it keeps the last) */
+    bool removals = e->top[ST_JE_MERGED] || e->top[ST_JE_SERVER_NODE] || e->top[ST_JE_ID];
     for (uint32_t k = e->root + 1; k < t[e->root].next; k = t[k + 1].next) {
-        if (is_removed(e->text, &t[k]))
+        if (removals && is_removed(e->text, &t[k]))
             continue;
         rc |= st_jbuf_put(b, first ? "" : ",", first ? 0 : 1);
         rc |= st_jbuf_put(b, e->text + t[k].start, t[k].end - t[k].start);
@@ -175,14 +177,12 @@ static int ingest_one(struct st_collector *c, const char *text, uint32_t tok, si
 {
     struct st_jentry e;
     st_jentry_pick(&e, text, &scratch.batch, tok);
-    char prefix[32];
-    snprintf(prefix, sizeof(prefix), "entries[%zu]", i);
-    if (st_validate_jentry(&e, prefix, err, errlen) < 0)
+    if (st_validate_jentry(&e, i, err, errlen) < 0)
         return -1;
     scratch.ins[0].len = scratch.ins[1].len = 0;
     if (st_identity_fill_text(c->identity, &e, 0, &scratch.ins[0]) < 0 ||
         st_identity_fill_text(c->identity, &e, 1, &scratch.ins[1]) < 0) {
-        snprintf(err, errlen, "%s: out of memory", prefix);
+        snprintf(err, errlen, "entries[%zu]: out of memory", i);
         return -1;
     }
     if (scratch.ins[0].len || scratch.ins[1].len || e.top[ST_JE_MERGED] ||
@@ -191,7 +191,7 @@ static int ingest_one(struct st_collector *c, const char *text, uint32_t tok, si
         struct st_jerr jerr;
         if (rewrite(&e) < 0 ||
             st_jscan(scratch.text.data, scratch.text.len, &scratch.entry, &jerr) < 0) {
-            snprintf(err, errlen, "%s: out of memory", prefix);
+            snprintf(err, errlen, "entries[%zu]: out of memory", i);
             return -1;
         }
         st_jentry_pick(&e, scratch.text.data, &scratch.entry, 0);

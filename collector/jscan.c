@@ -729,33 +729,53 @@ uint32_t st_jget(const char *text, const struct st_jtape *tape, uint32_t obj, co
     return found;
 }
 
-void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
-              const char *const *names, uint32_t *out)
+/* Length, first two and last bytes, mixed by a multiplier chosen so that the collector's
+ * name sets (record.c) have no collision; a set that collides still works, linearly. */
+static inline unsigned name_hash(const char *k, size_t len)
 {
-    const struct st_jtok *t = tape->tok;
-    size_t lens[32];
-    int n = 0;
-    for (; names[n] && n < 32; n++) {
-        lens[n] = strlen(names[n]);
-        out[n] = 0;
+    uint32_t x = (uint32_t)len << 24 | (uint32_t)(unsigned char)k[0] << 16 |
+                 (uint32_t)(len > 1 ? (unsigned char)k[1] : 0) << 8 | (unsigned char)k[len - 1];
+    return (x * 0x1027c4d1u) >> 26;
+}
+
+static void names_prepare(struct st_jnames *set)
+{
+    memset(set->slot, -1, sizeof(set->slot));
+    for (set->n = 0; set->names[set->n] && set->n < 32; set->n++) {
+        int j = set->n;
+        set->lens[j] = (uint8_t)strlen(set->names[j]);
+        unsigned h = name_hash(set->names[j], set->lens[j]);
+        if (set->slot[h] >= 0)
+            set->linear = true;
+        set->slot[h] = (int8_t)j;
     }
+    set->ready = true;
+}
+
+void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
+              struct st_jnames *set, uint32_t *out)
+{
+    if (!set->ready)
+        names_prepare(set);
+    const struct st_jtok *t = tape->tok;
+    memset(out, 0, (size_t)set->n * sizeof(*out));
     if (t[obj].type != ST_J_OBJECT)
         return;
     for (uint32_t i = obj + 1; i < t[obj].next; i = t[i + 1].next) {
         const struct st_jtok *k = &t[i];
         size_t kl = k->end - k->start - 2;
-        if (k->flags & ST_JF_ESC) {
-            for (int j = 0; j < n; j++)
-                if (st_jstr_eq(text, k, names[j], lens[j]))
+        const char *kp = text + k->start + 1;
+        if ((k->flags & ST_JF_ESC) || set->linear) {
+            for (int j = 0; j < set->n; j++)
+                if (st_jstr_eq(text, k, set->names[j], set->lens[j]))
                     out[j] = i + 1;
             continue;
         }
-        const char *kp = text + k->start + 1;
-        for (int j = 0; j < n; j++)
-            if (lens[j] == kl && kp[0] == names[j][0] && memcmp(kp, names[j], kl) == 0) {
-                out[j] = i + 1;
-                break;
-            }
+        if (!kl)
+            continue;
+        int j = set->slot[name_hash(kp, kl)];
+        if (j >= 0 && set->lens[j] == kl && memcmp(kp, set->names[j], kl) == 0)
+            out[j] = i + 1;
     }
 }
 

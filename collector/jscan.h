@@ -77,10 +77,21 @@ double st_jnum(const char *text, const struct st_jtok *t);
  * is the document's root, never a member value). */
 uint32_t st_jget(const char *text, const struct st_jtape *tape, uint32_t obj, const char *key);
 
+/* A set of member names for st_jpick, hashed on first use (up to 32 names). */
+struct st_jnames {
+    const char *const *names; /* ends with NULL */
+    int n;
+    bool ready, linear; /* linear: two names share a hash slot, compare them all */
+    uint8_t lens[32];
+    int8_t slot[64];
+};
+#define ST_JNAMES(list) {.names = (list)}
+
 /* One walk over object obj that finds several members: out[k] gets the value index of
- * the last member named names[k] (0 when absent). names ends with NULL; at most 32. */
+ * the last member named set->names[k] (0 when absent). A member costs a hash and at most
+ * one comparison. */
 void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
-              const char *const *names, uint32_t *out);
+              struct st_jnames *set, uint32_t *out);
 
 /* A growable text buffer for building entries out of pieces of scanned ones. */
 struct st_jbuf {

@@ -61,6 +61,10 @@ static const char *const body_names[] = {
 static const char *const proto_names[] = {"name", "version", "abbr", NULL};
 static const char *const one_name[] = {"name", NULL};
 static const char *const one_message[] = {"message", NULL};
+static struct st_jnames top_set = ST_JNAMES(top_names), side_set = ST_JNAMES(side_names),
+                        msg_set = ST_JNAMES(msg_names), body_set = ST_JNAMES(body_names),
+                        proto_set = ST_JNAMES(proto_names), name_set = ST_JNAMES(one_name),
+                        message_set = ST_JNAMES(one_message);
 
 static bool is_obj(const struct st_jtape *t, uint32_t i)
 {
@@ -76,11 +80,11 @@ void st_jentry_pick(struct st_jentry *e, const char *text, const struct st_jtape
     e->root = root;
     if (tape->tok[root].type != ST_J_OBJECT)
         return;
-    st_jpick(text, tape, root, top_names, e->top);
+    st_jpick(text, tape, root, &top_set, e->top);
     uint32_t v = e->top[ST_JE_PROTOCOL];
     if (is_obj(tape, v)) {
         uint32_t p[3];
-        st_jpick(text, tape, v, proto_names, p);
+        st_jpick(text, tape, v, &proto_set, p);
         e->proto_name = p[0];
         e->proto_version = p[1];
         e->proto_abbr = p[2];
@@ -88,18 +92,18 @@ void st_jentry_pick(struct st_jentry *e, const char *text, const struct st_jtape
     for (int s = 0; s < 2; s++) {
         v = e->top[s ? ST_JE_DST : ST_JE_SRC];
         if (is_obj(tape, v))
-            st_jpick(text, tape, v, side_names, e->side[s]);
+            st_jpick(text, tape, v, &side_set, e->side[s]);
         v = e->top[s ? ST_JE_RESPONSE : ST_JE_REQUEST];
         if (is_obj(tape, v)) {
-            st_jpick(text, tape, v, msg_names, e->msg[s]);
+            st_jpick(text, tape, v, &msg_set, e->msg[s]);
             if (is_obj(tape, e->msg[s][ST_JM_BODY]))
-                st_jpick(text, tape, e->msg[s][ST_JM_BODY], body_names, e->body[s]);
+                st_jpick(text, tape, e->msg[s][ST_JM_BODY], &body_set, e->body[s]);
         }
     }
     if (is_obj(tape, e->top[ST_JE_NODE]))
-        st_jpick(text, tape, e->top[ST_JE_NODE], one_name, &e->node_name);
+        st_jpick(text, tape, e->top[ST_JE_NODE], &name_set, &e->node_name);
     if (is_obj(tape, e->top[ST_JE_ERROR]))
-        st_jpick(text, tape, e->top[ST_JE_ERROR], one_message, &e->error_message);
+        st_jpick(text, tape, e->top[ST_JE_ERROR], &message_set, &e->error_message);
 }
 
 const char *st_jentry_text(const struct st_jentry *e, size_t *len)

@@ -155,6 +155,25 @@ static const struct st_rec *commit(struct mem_store *m)
     return at(m, m->count - 1);
 }
 
+/* ,"id":"123"} without snprintf (it cost 1,000 instructions per entry). */
+static size_t put_id_member(char *o, uint64_t id, bool comma)
+{
+    char digits[24];
+    size_t n = 0, w = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    if (comma)
+        o[w++] = ',';
+    memcpy(o + w, "\"id\":\"", 6);
+    w += 6;
+    while (n)
+        o[w++] = digits[--n];
+    memcpy(o + w, "\"}", 2);
+    return w + 2;
+}
+
 /* Copies text (an object's JSON) into a slab as the record's JSON, with "id" added
  * as its last member unless with_id is false (the text carries it). */
 static int store_text(struct mem_store *m, struct st_rec *r, const char *text, size_t len,
@@ -163,7 +182,7 @@ static int store_text(struct mem_store *m, struct st_rec *r, const char *text, s
     char idm[40];
     int idl = 0;
     if (with_id)
-        idl = snprintf(idm, sizeof(idm), "%s\"id\":\"%" PRIu64 "\"}", len > 2 ? "," : "", id);
+        idl = (int)put_id_member(idm, id, len > 2);
     size_t keep = with_id ? len - 1 : len; /* the closing brace moves after "id" */
     size_t n = keep + (size_t)idl;
     if (n >= UINT32_MAX)

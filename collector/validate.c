@@ -11,7 +11,8 @@
 #include "jscan.h"
 
 struct vctx {
-    const char *prefix;
+    const char *prefix; /* NULL: "entries[index]" */
+    size_t index;
     char *err;
     size_t errlen;
 };
@@ -26,7 +27,14 @@ static int fail(struct vctx *v, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    snprintf(v->err, v->errlen, "%s%s%s: %s", v->prefix, *v->prefix && *field ? "." : "", field,
+    char entry[32];
+    const char *prefix = v->prefix;
+    if (!prefix) {
+        /* formatted only here: most entries pass */
+        snprintf(entry, sizeof(entry), "entries[%zu]", v->index);
+        prefix = entry;
+    }
+    snprintf(v->err, v->errlen, "%s%s%s: %s", prefix, *prefix && *field ? "." : "", field,
              msg);
     return -1;
 }
@@ -208,8 +216,7 @@ static int check_message(struct vctx *v, const struct st_jentry *e, int is_respo
         return -1;
     if (m[ST_JM_BODY]) {
         const uint32_t *b = e->body[is_response];
-        char bname[32];
-        snprintf(bname, sizeof(bname), "%s.body", name);
+        const char *bname = is_response ? "response.body" : "request.body";
         if (check(v, e, b[ST_JB_SIZE], bname, "size", K_INT, false) < 0 ||
             check(v, e, b[ST_JB_TRUNCATED], bname, "truncated", K_BOOL, false) < 0 ||
             check(v, e, b[ST_JB_ENCODING], bname, "encoding", K_STR, false) < 0 ||
@@ -233,9 +240,9 @@ static int check_message(struct vctx *v, const struct st_jentry *e, int is_respo
     return 0;
 }
 
-int st_validate_jentry(const struct st_jentry *e, const char *prefix, char *err, size_t errlen)
+int st_validate_jentry(const struct st_jentry *e, size_t index, char *err, size_t errlen)
 {
-    struct vctx v = {prefix, err, errlen};
+    struct vctx v = {NULL, index, err, errlen};
     const struct st_jtok *root = &e->tape->tok[e->root];
     if (root->type != ST_J_OBJECT)
         return fail(&v, "", "expected an entry object, found %s", jtype_name(root));
@@ -294,7 +301,7 @@ static int check_json(struct vctx *v, json_t *obj, const char *key, enum kind k)
 
 int st_validate_pod(json_t *pod, char *err, size_t errlen)
 {
-    struct vctx v = {"pod", err, errlen};
+    struct vctx v = {"pod", 0, err, errlen};
     if (!json_is_object(pod))
         return fail(&v, "", "expected an object, found %s", pod ? type_name(pod) : "nothing");
     static const char *const strs[] = {"name", "namespace", "node", "workload", "serviceAccount",

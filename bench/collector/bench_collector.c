@@ -4,9 +4,19 @@
  *   KFL query latency over N stored entries: a list page (first 100 matches, newest first)
  *   plus the total count, as GET /api/v1/entries does, for selective and broad queries
  *   service-map computation over all stored entries.
- * usage: bench_collector [entries (default 1000000)] */
+ * usage: bench_collector [entries (default 1000000)]
+ *        bench_collector --http PATH/sidetap-collector [entries (200000)] [batch (1000)]
+ *          the real daemon over loopback HTTP (see bench_http below) */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +176,211 @@ static void bench_query(struct st_store *store, const char *text, int reps, bool
     kfl_free(q);
 }
 
+
+/* --http: the real daemon, fed as proxies feed it. sidetap-collector runs as a child on a
+ * loopback port; batches go as HTTP/1.1 POSTs over one keep-alive connection (as
+ * proxy/ship.c sends them), and the figure is the collector process's own CPU time
+ * (/proc/PID/schedstat), so the client's cost and the machine's load stay out of it. */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+    char path[64];
+    unsigned long long run = 0;
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%llu", &run) != 1)
+            run = 0;
+        fclose(f);
+    }
+    return run;
+}
+
+static long proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long v = 0;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One request/response on fd; the response body goes to body (NUL-terminated). */
+static int http_call(int fd, const char *method, const char *path, const char *data, size_t len,
+                     char *body, size_t size)
+{
+    char head[256];
+    int hl = snprintf(head, sizeof(head),
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, len);
+    if (send_all(fd, head, (size_t)hl) < 0 || (len && send_all(fd, data, len) < 0))
+        return -1;
+    static char buf[1 << 20];
+    size_t got = 0;
+    char *end = NULL;
+    while (!(end = memmem(buf, got, "\r\n\r\n", 4))) {
+        ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    int status = atoi(buf + 9);
+    char *cl = strcasestr(buf, "Content-Length:");
+    size_t blen = cl && cl < end ? strtoull(cl + 15, NULL, 10) : 0, have = got - (size_t)(end + 4 - buf);
+    size_t off = (size_t)(end + 4 - buf);
+    while (have < blen) {
+        if (off + blen >= sizeof(buf))
+            return -1;
+        ssize_t r = read(fd, buf + off + have, blen - have);
+        if (r <= 0)
+            return -1;
+        have += (size_t)r;
+    }
+    size_t n = blen < size - 1 ? blen : size - 1;
+    memcpy(body, buf + off, n);
+    body[n] = '\0';
+    return status;
+}
+
+static int bench_http(const char *collector, size_t n, size_t batch)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
+        perror("port");
+        return 1;
+    }
+    close(lfd);
+    char listen_arg[64];
+    snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", ntohs(sa.sin_port));
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(collector, collector, "--listen", listen_arg, "--no-auth", "--no-k8s", "--memory",
+              "16Gi", "--max-body", "64Mi", "--max-batch", "5000", "--dedup-hold", "0",
+              (char *)NULL);
+        _exit(127);
+    }
+    int fd = -1;
+    for (int i = 0; i < 200 && fd < 0; i++) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            close(fd);
+            fd = -1;
+            usleep(20000);
+        }
+    }
+    if (fd < 0) {
+        fprintf(stderr, "collector did not start\n");
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        return 1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char *text = malloc(batch * 2048 + 64), entry[2048], reply[4096];
+    /* the servers are known pods, as in a cluster: every entry gets dst.serviceAccount and
+     * dst.labels spliced in by identity fill (the generator's dst IPs: 10.2.0-49.1-200) */
+    size_t rl = (size_t)sprintf(text, "{\"pod\":{\"name\":\"server\",\"namespace\":\"shop\","
+                                      "\"serviceAccount\":\"server-sa\",\"labels\":{\"app\":\"server\","
+                                      "\"tier\":\"backend\"},\"ips\":[");
+    for (int a = 0; a < 50; a++)
+        for (int b = 1; b <= 200; b++)
+            rl += (size_t)sprintf(text + rl, "%s\"10.2.%d.%d\"", a || b > 1 ? "," : "", a, b);
+    rl += (size_t)sprintf(text + rl, "]}}");
+    if (http_call(fd, "POST", "/api/v1/register", text, rl, reply, sizeof(reply)) != 200) {
+        fprintf(stderr, "register: %.300s\n", reply);
+        free(text);
+        close(fd);
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        return 1;
+    }
+    int64_t ts0 = (int64_t)time(NULL) * 1000 - (int64_t)n;
+    uint64_t cpu0 = proc_cpu_ns(pid);
+    long rss0 = proc_rss_kib(pid);
+    double w0 = wall_s();
+    size_t json_bytes = 0, accepted = 0;
+    int rc = 0;
+    for (size_t done = 0; done < n && rc == 0; done += batch) {
+        size_t len = (size_t)sprintf(text, "{\"entries\":[");
+        for (size_t i = 0; i < batch && done + i < n; i++) {
+            int w = make_entry(entry, sizeof(entry), (unsigned)(done + i), ts0 + (int64_t)(done + i));
+            if (i)
+                text[len++] = ',';
+            memcpy(text + len, entry, (size_t)w);
+            len += (size_t)w;
+        }
+        len += (size_t)sprintf(text + len, "]}");
+        json_bytes += len;
+        int st = http_call(fd, "POST", "/api/v1/entries", text, len, reply, sizeof(reply));
+        const char *acc = strstr(reply, "\"accepted\":");
+        if (st != 200 || !acc) {
+            fprintf(stderr, "POST answered %d: %.300s\n", st, reply);
+            rc = 1;
+            break;
+        }
+        accepted += strtoull(acc + 11, NULL, 10);
+    }
+    double wall = wall_s() - w0;
+    uint64_t cpu = proc_cpu_ns(pid) - cpu0;
+    long rss1 = proc_rss_kib(pid);
+    if (rc == 0) {
+        int st = http_call(fd, "GET", "/api/v1/stats", NULL, 0, reply, sizeof(reply));
+        const char *b = strstr(reply, "\"bytes\":");
+        double cpu_s = (double)cpu / 1e9;
+        printf("sidetap-collector over HTTP, %zu entries in batches of %zu (POST /api/v1/entries, keep-alive;\n"
+               "  identity fill on every entry, --dedup-hold 0)\n",
+               accepted, batch);
+        printf("ingest, collector process CPU time: %.0f entries/s  (%.1f MB/s of JSON; %.2f s CPU, "
+               "%.2f s wall)\n",
+               (double)accepted / cpu_s, (double)json_bytes / cpu_s / 1e6, cpu_s, wall);
+        printf("average entry JSON: %.0f bytes; collector RSS growth %.0f bytes per entry",
+               (double)json_bytes / (double)n, (double)(rss1 - rss0) * 1024.0 / (double)accepted);
+        if (st == 200 && b)
+            printf("; store accounting %.0f bytes per entry",
+                   (double)strtoull(b + 8, NULL, 10) / (double)accepted);
+        printf("\n");
+        FILE *la = fopen("/proc/loadavg", "r");
+        char load[64] = "";
+        if (la && fgets(load, sizeof(load), la))
+            printf("load average during the run: %s", load);
+        if (la)
+            fclose(la);
+    }
+    close(fd);
+    free(text);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--http") == 0)
+        return bench_http(argv[2], argc > 3 ? strtoull(argv[3], NULL, 10) : 200000,
+                          argc > 4 ? strtoull(argv[4], NULL, 10) : 1000);
     size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
     mallopt(M_MXFAST, 0); /* as sidetap-collector's main() does */
     const size_t batch = 1000;
@@ -208,11 +421,10 @@ int main(int argc, char **argv)
         uint32_t arr = st_jget(text, &tape, 0, "entries");
         size_t i = 0;
         for (uint32_t k = arr + 1; k < tape.tok[arr].next; k = tape.tok[k].next, i++) {
-            char prefix[32], verr[300];
+            char verr[300];
             struct st_jentry e;
             st_jentry_pick(&e, text, &tape, k);
-            snprintf(prefix, sizeof(prefix), "entries[%zu]", i);
-            if (st_validate_jentry(&e, prefix, verr, sizeof(verr)) < 0) {
+            if (st_validate_jentry(&e, i, verr, sizeof(verr)) < 0) {
                 fprintf(stderr, "generator bug: %s\n", verr);
                 return 1;
             }
