@@ -10,6 +10,7 @@
  * (compacted if it had whitespace, with identity fields spliced into src/dst and any
  * client-sent "merged"/"serverNode"/"id" cut out). The store copies it once. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -111,8 +112,8 @@ static bool saturated(struct evhttp_request *req, struct st_collector *c, size_t
 /* Scratch reused by every batch (one event loop): the batch's tape, and the text and
  * tape of an entry that had to be rewritten. */
 static struct {
-    struct st_jtape batch, entry;
-    struct st_jbuf text, ins[2];
+    struct st_jtape batch, entry, ins_tape;
+    struct st_jbuf text, ins[2], ins_doc;
 } scratch;
 
 void st_ingest_free(void)
@@ -122,6 +123,8 @@ void st_ingest_free(void)
     st_jbuf_free(&scratch.text);
     st_jbuf_free(&scratch.ins[0]);
     st_jbuf_free(&scratch.ins[1]);
+    st_jtape_free(&scratch.ins_tape);
+    st_jbuf_free(&scratch.ins_doc);
 }
 
 static bool is_removed(const char *text, const struct st_jtok *key)
@@ -170,6 +173,89 @@ static int rewrite(const struct st_jentry *e)
     return rc;
 }
 
+/* The tokens of the members ins (",\"k\":v,...") spliced at text offset at of
+ * scratch.text: scanned alone as {...}, then shifted into place. */
+static int splice_ins_tokens(const struct st_jbuf *ins, size_t at, bool with_comma)
+{
+    struct st_jbuf *d = &scratch.ins_doc;
+    struct st_jerr jerr;
+    d->len = 0;
+    if (st_jbuf_put(d, "{", 1) < 0 || st_jbuf_put(d, ins->data + 1, ins->len - 1) < 0 ||
+        st_jbuf_put(d, "}", 1) < 0 || st_jscan(d->data, d->len, &scratch.ins_tape, &jerr) < 0)
+        return -1;
+    /* d's member text starts at 1; in scratch.text it starts after the comma, if any */
+    int64_t delta = (int64_t)at + (with_comma ? 1 : 0) - 1;
+    return st_jtape_copy(&scratch.entry, &scratch.ins_tape, 1, scratch.ins_tape.tok[0].next, delta);
+}
+
+/* rewrite() for an entry without whitespace: the kept members are copied byte for byte,
+ * so their tokens are copied too (shifted) and only the spliced identity members are
+ * scanned. Fills scratch.text and scratch.entry. */
+static int rewrite_spliced(const struct st_jentry *e)
+{
+    const struct st_jtok *t = e->tape->tok;
+    struct st_jbuf *b = &scratch.text;
+    struct st_jtape *nt = &scratch.entry;
+    bool first = true;
+    int rc = 0;
+    b->len = 0;
+    nt->n = 0;
+    if (st_jtape_open(nt, ST_J_OBJECT, 0) < 0)
+        return -1;
+    rc |= st_jbuf_put(b, "{", 1);
+    bool removals = e->top[ST_JE_MERGED] || e->top[ST_JE_SERVER_NODE] || e->top[ST_JE_ID];
+    for (uint32_t k = e->root + 1; k < t[e->root].next; k = t[k + 1].next) {
+        if (removals && is_removed(e->text, &t[k]))
+            continue;
+        rc |= st_jbuf_put(b, first ? "" : ",", first ? 0 : 1);
+        first = false;
+        uint32_t v = k + 1;
+        int side = v == e->top[ST_JE_SRC] ? 0 : v == e->top[ST_JE_DST] ? 1 : -1;
+        bool splice = side >= 0 && scratch.ins[side].len && t[v].type == ST_J_OBJECT;
+        /* key, ':' and value are contiguous in the source: one copy */
+        size_t at = b->len;
+        uint32_t end = splice ? t[v].end - 1 : t[v].end;
+        rc |= st_jbuf_put(b, e->text + t[k].start, end - t[k].start);
+        if (rc < 0)
+            return -1;
+        uint32_t side_tok = nt->n + 1;
+        if (st_jtape_copy(nt, e->tape, k, t[v].next, (int64_t)at - t[k].start) < 0)
+            return -1;
+        if (!splice)
+            continue;
+        const struct st_jbuf *ins = &scratch.ins[side];
+        bool empty = t[v].next == v + 1;
+        size_t ins_at = b->len;
+        rc |= st_jbuf_put(b, ins->data + empty, ins->len - empty);
+        if (rc < 0 || splice_ins_tokens(ins, ins_at, !empty) < 0)
+            return -1;
+        rc |= st_jbuf_put(b, "}", 1);
+        nt->tok[side_tok].end = (uint32_t)b->len;
+        nt->tok[side_tok].next = nt->n;
+    }
+    rc |= st_jbuf_put(b, "}", 1);
+    nt->tok[0].end = (uint32_t)b->len;
+    nt->tok[0].next = nt->n;
+    return rc;
+}
+
+#ifndef __OPTIMIZE__
+/* Debug builds (the test suite) check every spliced tape against a fresh scan. */
+static void check_spliced(void)
+{
+    struct st_jtape fresh = {0};
+    struct st_jerr jerr;
+    if (st_jscan(scratch.text.data, scratch.text.len, &fresh, &jerr) < 0 ||
+        fresh.n != scratch.entry.n ||
+        memcmp(fresh.tok, scratch.entry.tok, fresh.n * sizeof(*fresh.tok)) != 0) {
+        fprintf(stderr, "ingest: spliced tape differs from a scan of %.*s\n", (int)scratch.text.len,
+                scratch.text.data);
+        abort();
+    }
+    st_jtape_free(&fresh);
+}
+#endif
+
 /* Validates entry i of the batch, prepares its text and hands it on. Returns -1 with err
  * filled when the entry is rejected. */
 static int ingest_one(struct st_collector *c, const char *text, uint32_t tok, size_t i, char *err,
@@ -189,8 +275,14 @@ static int ingest_one(struct st_collector *c, const char *text, uint32_t tok, si
         e.top[ST_JE_SERVER_NODE] || e.top[ST_JE_ID] ||
         (scratch.batch.tok[tok].flags & ST_JF_WS)) {
         struct st_jerr jerr;
-        if (rewrite(&e) < 0 ||
-            st_jscan(scratch.text.data, scratch.text.len, &scratch.entry, &jerr) < 0) {
+        int rc = scratch.batch.tok[tok].flags & ST_JF_WS
+                     ? rewrite(&e) | st_jscan(scratch.text.data, scratch.text.len, &scratch.entry, &jerr)
+                     : rewrite_spliced(&e);
+#ifndef __OPTIMIZE__
+        if (rc == 0 && !(scratch.batch.tok[tok].flags & ST_JF_WS))
+            check_spliced();
+#endif
+        if (rc < 0) {
             snprintf(err, errlen, "entries[%zu]: out of memory", i);
             return -1;
         }

@@ -744,6 +744,9 @@ static void names_prepare(struct st_jnames *set)
     for (set->n = 0; set->names[set->n] && set->n < 32; set->n++) {
         int j = set->n;
         set->lens[j] = (uint8_t)strlen(set->names[j]);
+        char pad[16] = {0};
+        memcpy(pad, set->names[j], set->lens[j] < 16 ? set->lens[j] : 16);
+        memcpy(set->word[j], pad, 16);
         unsigned h = name_hash(set->names[j], set->lens[j]);
         if (set->slot[h] >= 0)
             set->linear = true;
@@ -761,6 +764,8 @@ void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
     memset(out, 0, (size_t)set->n * sizeof(*out));
     if (t[obj].type != ST_J_OBJECT)
         return;
+    /* the document (token 0) ends at or before the end of the text */
+    const char *doc_end = text + t[0].end;
     for (uint32_t i = obj + 1; i < t[obj].next; i = t[i + 1].next) {
         const struct st_jtok *k = &t[i];
         size_t kl = k->end - k->start - 2;
@@ -774,9 +779,73 @@ void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
         if (!kl)
             continue;
         int j = set->slot[name_hash(kp, kl)];
-        if (j >= 0 && set->lens[j] == kl && memcmp(kp, set->names[j], kl) == 0)
+        if (j < 0 || set->lens[j] != kl)
+            continue;
+        if (kl <= 16 && kp + 16 <= doc_end) {
+            /* 16 bytes can be read: compare words, masked to the key's length */
+            uint64_t w0, w1;
+            memcpy(&w0, kp, 8);
+            memcpy(&w1, kp + 8, 8);
+            if (kl < 8) {
+                w0 &= ((uint64_t)1 << (8 * kl)) - 1;
+                w1 = 0;
+            } else if (kl < 16) {
+                w1 &= kl == 8 ? 0 : ((uint64_t)1 << (8 * (kl - 8))) - 1;
+            }
+            if (w0 == set->word[j][0] && w1 == set->word[j][1])
+                out[j] = i + 1;
+        } else if (memcmp(kp, set->names[j], kl) == 0) {
             out[j] = i + 1;
+        }
     }
+}
+
+static int tape_reserve(struct st_jtape *t, uint32_t more)
+{
+    if (t->n + (uint64_t)more <= t->cap)
+        return 0;
+    uint64_t cap = t->cap ? t->cap : 256;
+    while (cap < t->n + (uint64_t)more)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return -1;
+    struct st_jtok *tok = realloc(t->tok, (size_t)cap * sizeof(*tok));
+    if (!tok)
+        return -1;
+    t->tok = tok;
+    t->cap = (uint32_t)cap;
+    return 0;
+}
+
+int st_jtape_copy(struct st_jtape *dst, const struct st_jtape *src, uint32_t from, uint32_t to,
+                  int64_t delta)
+{
+    if (to <= from)
+        return 0;
+    if (tape_reserve(dst, to - from) < 0)
+        return -1;
+    uint32_t shift = dst->n - from;
+    struct st_jtok *o = dst->tok + dst->n;
+    for (uint32_t i = from; i < to; i++, o++) {
+        *o = src->tok[i];
+        o->start = (uint32_t)(o->start + delta);
+        o->end = (uint32_t)(o->end + delta);
+        o->next += shift;
+    }
+    dst->n += to - from;
+    return 0;
+}
+
+int64_t st_jtape_open(struct st_jtape *dst, uint8_t type, uint32_t start)
+{
+    if (tape_reserve(dst, 1) < 0)
+        return -1;
+    struct st_jtok *o = &dst->tok[dst->n++];
+    memset(o, 0, sizeof(*o));
+    o->type = type;
+    o->start = o->end = start;
+    o->next = dst->n;
+    return dst->n - 1;
 }
 
 static int jbuf_grow(struct st_jbuf *b, size_t n)

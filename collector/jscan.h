@@ -84,6 +84,7 @@ struct st_jnames {
     bool ready, linear; /* linear: two names share a hash slot, compare them all */
     uint8_t lens[32];
     int8_t slot[64];
+    uint64_t word[32][2]; /* the names zero-padded to 16 bytes, compared a word at a time */
 };
 #define ST_JNAMES(list) {.names = (list)}
 
@@ -92,6 +93,14 @@ struct st_jnames {
  * one comparison. */
 void st_jpick(const char *text, const struct st_jtape *tape, uint32_t obj,
               struct st_jnames *set, uint32_t *out);
+
+/* Appends tokens [from, to) of src to dst, for text copied byte for byte to its original
+ * offset + delta: splicing an entry keeps its tape without scanning it again. */
+int st_jtape_copy(struct st_jtape *dst, const struct st_jtape *src, uint32_t from, uint32_t to,
+                  int64_t delta);
+/* Appends a container token (start, end and next are the caller's to finish); its index,
+ * or -1 when out of memory. */
+int64_t st_jtape_open(struct st_jtape *dst, uint8_t type, uint32_t start);
 
 /* A growable text buffer for building entries out of pieces of scanned ones. */
 struct st_jbuf {

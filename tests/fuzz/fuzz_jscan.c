@@ -3,7 +3,8 @@
  * extracts (strings decoded, integers, reals, the last of duplicate keys) must equal
  * jansson's. One known difference: jansson skips a NUL byte after a number ("[1\0]" loads
  * as [1]; its reader treats NUL as "refill"), the scanner rejects raw NUL bytes anywhere,
- * as RFC 8259 does. */
+ * as RFC 8259 does. An accepted document then goes through what ingest does to a batch:
+ * each element of "entries" (or the document itself) is picked, validated and indexed. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +13,9 @@
 
 #include <jansson.h>
 
+#include "collector.h"
 #include "jscan.h"
+#include "record.h"
 
 static const char *doc;
 static const struct st_jtape *tape;
@@ -124,6 +127,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         same(j, 0);
         if (t.tok[0].next != t.n)
             mismatch("tape length", 0);
+        uint32_t arr = st_jget(doc, &t, 0, "entries");
+        uint32_t from = arr && t.tok[arr].type == ST_J_ARRAY ? arr + 1 : 0;
+        uint32_t to = from ? t.tok[arr].next : 1;
+        size_t i = 0;
+        for (uint32_t k = from; k < to; k = t.tok[k].next, i++) {
+            struct st_jentry e;
+            char verr[300];
+            st_jentry_pick(&e, doc, &t, k);
+            if (st_validate_jentry(&e, i, verr, sizeof(verr)) < 0 && strncmp(verr, "entries[", 8) != 0)
+                abort();
+            struct st_rec r;
+            memset(&r, 0, sizeof(r));
+            st_rec_index(&r, &e);
+            st_rec_clear(&r);
+            (void)st_jentry_id(&e);
+        }
     } else if (err.position > size) {
         abort();
     }
