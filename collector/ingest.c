@@ -191,8 +191,9 @@ static int splice_ins_tokens(const struct st_jbuf *ins, size_t at, bool with_com
 /* rewrite() for an entry without whitespace: the kept members are copied byte for byte,
  * so their tokens are copied too (shifted) and only the spliced identity members are
  * scanned. Fills scratch.text and scratch.entry. */
-static int rewrite_spliced(const struct st_jentry *e)
+static int rewrite_spliced(const struct st_jentry *e, uint32_t new_top[ST_JE_TOP_COUNT])
 {
+    memset(new_top, 0, ST_JE_TOP_COUNT * sizeof(*new_top));
     const struct st_jtok *t = e->tape->tok;
     struct st_jbuf *b = &scratch.text;
     struct st_jtape *nt = &scratch.entry;
@@ -219,6 +220,9 @@ static int rewrite_spliced(const struct st_jentry *e)
         if (rc < 0)
             return -1;
         uint32_t side_tok = nt->n + 1;
+        for (int f = 0; f < ST_JE_TOP_COUNT; f++)
+            if (e->top[f] == v)
+                new_top[f] = side_tok;
         if (st_jtape_copy(nt, e->tape, k, t[v].next, (int64_t)at - t[k].start) < 0)
             return -1;
         if (!splice)
@@ -240,14 +244,21 @@ static int rewrite_spliced(const struct st_jentry *e)
 }
 
 #ifndef __OPTIMIZE__
-/* Debug builds (the test suite) check every spliced tape against a fresh scan. */
-static void check_spliced(void)
+/* Debug builds (the test suite) check every spliced tape against a fresh scan, and the
+ * moved fields against a fresh pick. */
+static void check_spliced(const struct st_jentry *moved)
 {
     struct st_jtape fresh = {0};
     struct st_jerr jerr;
-    if (st_jscan(scratch.text.data, scratch.text.len, &fresh, &jerr) < 0 ||
-        fresh.n != scratch.entry.n ||
-        memcmp(fresh.tok, scratch.entry.tok, fresh.n * sizeof(*fresh.tok)) != 0) {
+    struct st_jentry picked;
+    bool same = st_jscan(scratch.text.data, scratch.text.len, &fresh, &jerr) == 0 &&
+                fresh.n == scratch.entry.n &&
+                memcmp(fresh.tok, scratch.entry.tok, fresh.n * sizeof(*fresh.tok)) == 0;
+    if (same) {
+        st_jentry_pick(&picked, scratch.text.data, &scratch.entry, 0);
+        same = memcmp(&picked, moved, sizeof(picked)) == 0;
+    }
+    if (!same) {
         fprintf(stderr, "ingest: spliced tape differs from a scan of %.*s\n", (int)scratch.text.len,
                 scratch.text.data);
         abort();
@@ -275,18 +286,26 @@ static int ingest_one(struct st_collector *c, const char *text, uint32_t tok, si
         e.top[ST_JE_SERVER_NODE] || e.top[ST_JE_ID] ||
         (scratch.batch.tok[tok].flags & ST_JF_WS)) {
         struct st_jerr jerr;
-        int rc = scratch.batch.tok[tok].flags & ST_JF_WS
-                     ? rewrite(&e) | st_jscan(scratch.text.data, scratch.text.len, &scratch.entry, &jerr)
-                     : rewrite_spliced(&e);
-#ifndef __OPTIMIZE__
-        if (rc == 0 && !(scratch.batch.tok[tok].flags & ST_JF_WS))
-            check_spliced();
-#endif
+        bool ws = scratch.batch.tok[tok].flags & ST_JF_WS;
+        uint32_t new_top[ST_JE_TOP_COUNT];
+        int rc = ws ? rewrite(&e) | st_jscan(scratch.text.data, scratch.text.len, &scratch.entry, &jerr)
+                    : rewrite_spliced(&e, new_top);
         if (rc < 0) {
             snprintf(err, errlen, "entries[%zu]: out of memory", i);
             return -1;
         }
-        st_jentry_pick(&e, scratch.text.data, &scratch.entry, 0);
+        if (ws) {
+            st_jentry_pick(&e, scratch.text.data, &scratch.entry, 0);
+        } else {
+            /* the fields moved with their members: no second pick */
+            struct st_jentry moved;
+            const bool repick[2] = {scratch.ins[0].len > 0, scratch.ins[1].len > 0};
+            st_jentry_moved(&moved, &e, scratch.text.data, &scratch.entry, new_top, repick);
+#ifndef __OPTIMIZE__
+            check_spliced(&moved);
+#endif
+            e = moved;
+        }
     }
     st_dedup_offer(c->dedup, &e);
     return 0;

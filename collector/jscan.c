@@ -8,6 +8,9 @@
 #include "jscan.h"
 
 #include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -256,6 +259,22 @@ static inline __attribute__((always_inline)) size_t string_end(const unsigned ch
 {
     i++;
     for (;;) {
+#ifdef __SSE2__
+        /* 16 bytes at a time; a signed compare below 0x20 also flags bytes >= 0x80 */
+        while (i + 16 <= len) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            __m128i hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            unsigned m = (unsigned)_mm_movemask_epi8(hit);
+            if (m) {
+                i += (size_t)__builtin_ctz(m);
+                goto special;
+            }
+            i += 16;
+        }
+#endif
         while (i + 8 <= len) {
             uint64_t w;
             memcpy(&w, p + i, 8);

@@ -106,6 +106,57 @@ void st_jentry_pick(struct st_jentry *e, const char *text, const struct st_jtape
         st_jpick(text, tape, e->top[ST_JE_ERROR], &message_set, &e->error_message);
 }
 
+static void move(uint32_t *idx, size_t n, int64_t shift)
+{
+    for (size_t i = 0; i < n; i++)
+        if (idx[i])
+            idx[i] = (uint32_t)(idx[i] + shift);
+}
+
+void st_jentry_moved(struct st_jentry *out, const struct st_jentry *in, const char *text,
+                     const struct st_jtape *tape, const uint32_t top[ST_JE_TOP_COUNT],
+                     const bool repick[2])
+{
+    *out = *in;
+    out->text = text;
+    out->tape = tape;
+    out->root = 0;
+    memcpy(out->top, top, sizeof(out->top));
+#define SHIFT(f) (top[f] ? (int64_t)top[f] - (int64_t)in->top[f] : 0)
+    int64_t sh = SHIFT(ST_JE_PROTOCOL);
+    if (!top[ST_JE_PROTOCOL])
+        out->proto_name = out->proto_version = out->proto_abbr = 0;
+    move(&out->proto_name, 1, sh);
+    move(&out->proto_version, 1, sh);
+    move(&out->proto_abbr, 1, sh);
+    if (top[ST_JE_NODE])
+        move(&out->node_name, 1, SHIFT(ST_JE_NODE));
+    else
+        out->node_name = 0;
+    if (top[ST_JE_ERROR])
+        move(&out->error_message, 1, SHIFT(ST_JE_ERROR));
+    else
+        out->error_message = 0;
+    for (int s = 0; s < 2; s++) {
+        int f = s ? ST_JE_RESPONSE : ST_JE_REQUEST;
+        if (top[f]) {
+            move(out->msg[s], ST_JM_COUNT, SHIFT(f));
+            move(out->body[s], ST_JB_COUNT, SHIFT(f));
+        } else {
+            memset(out->msg[s], 0, sizeof(out->msg[s]));
+            memset(out->body[s], 0, sizeof(out->body[s]));
+        }
+        f = s ? ST_JE_DST : ST_JE_SRC;
+        if (repick[s] && is_obj(tape, top[f]))
+            st_jpick(text, tape, top[f], &side_set, out->side[s]);
+        else if (top[f])
+            move(out->side[s], ST_JS_COUNT, SHIFT(f));
+        else
+            memset(out->side[s], 0, sizeof(out->side[s]));
+    }
+#undef SHIFT
+}
+
 const char *st_jentry_text(const struct st_jentry *e, size_t *len)
 {
     const struct st_jtok *t = &e->tape->tok[e->root];

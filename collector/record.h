@@ -9,6 +9,7 @@
 #define SIDETAP_COLLECTOR_RECORD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -123,6 +124,12 @@ struct st_jentry {
 /* Locates the fields of the entry at tape index root. */
 void st_jentry_pick(struct st_jentry *e, const char *text, const struct st_jtape *tape,
                     uint32_t root);
+/* The same entry after its members were copied to a new tape in order, each member
+ * subtree whole: top[f] is the new value index of field f (0: dropped). Indices inside
+ * a member move with it; the sides in repick[] (whose members changed) are picked again. */
+void st_jentry_moved(struct st_jentry *out, const struct st_jentry *in, const char *text,
+                     const struct st_jtape *tape, const uint32_t top[ST_JE_TOP_COUNT],
+                     const bool repick[2]);
 /* The entry's text (from its first to its last byte). */
 const char *st_jentry_text(const struct st_jentry *e, size_t *len);
 /* Fills rec's index fields (atoms, numbers, flags) from a picked entry; rec->json, json_len,
