@@ -46,6 +46,7 @@ static void usage(FILE *f)
             "  --token-file PATH        file holding the ingest bearer token (or env SIDETAP_TOKEN)\n"
             "  --no-auth                accept entries without a token (local testing only)\n"
             "  --data-dir DIR           keep entries in segment files here (default: memory only)\n"
+            "  --no-fsync               do not fdatasync segment files (a thread does it after each write)\n"
             "  --memory SIZE            memory budget for stored entries (default 256Mi)\n"
             "  --retention-bytes SIZE   disk budget for segment files (default 1Gi, 0 = none)\n"
             "  --retention-age DUR      drop entries older than this (default 24h, 0 = never)\n"
@@ -144,6 +145,7 @@ enum {
     OPT_LISTEN = 256, OPT_TOKEN_FILE, OPT_NO_AUTH, OPT_DATA_DIR, OPT_MEMORY, OPT_RET_BYTES,
     OPT_RET_AGE, OPT_MAX_BODY, OPT_MAX_BATCH, OPT_MAX_RATE, OPT_DEDUP_HOLD, OPT_STREAM_BUFFER,
     OPT_STREAM_STALL, OPT_STREAM_LAG, OPT_K8S_API, OPT_K8S_TOKEN, OPT_K8S_CA, OPT_NO_K8S, OPT_VERSION, OPT_HELP,
+    OPT_NO_FSYNC,
 };
 
 static const struct option options[] = {
@@ -151,6 +153,7 @@ static const struct option options[] = {
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
     {"no-auth", no_argument, NULL, OPT_NO_AUTH},
     {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"no-fsync", no_argument, NULL, OPT_NO_FSYNC},
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"retention-bytes", required_argument, NULL, OPT_RET_BYTES},
     {"retention-age", required_argument, NULL, OPT_RET_AGE},
@@ -211,6 +214,7 @@ static int parse_config(int argc, char **argv, struct st_config *cfg, char *err,
         case OPT_TOKEN_FILE: token_file = optarg; break;
         case OPT_NO_AUTH: no_auth = true; break;
         case OPT_DATA_DIR: cfg->store.data_dir = optarg; break;
+        case OPT_NO_FSYNC: cfg->store.no_fsync = true; break;
         case OPT_MEMORY:
             if (parse_size(optarg, &u) < 0 || u < (1u << 20))
                 goto bad_size;

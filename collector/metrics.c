@@ -28,6 +28,8 @@ void st_metrics_write(struct st_collector *c, struct evbuffer *out)
     metric(out, "sidetap_collector_disk_segments", "gauge", "Segment files.", ss.disk_segments);
     metric(out, "sidetap_collector_disk_errors_total", "counter", "Failed disk operations.",
            ss.disk_errors);
+    metric(out, "sidetap_collector_disk_syncs_total", "counter",
+           "fdatasync rounds of segment files (off the event loop).", ss.disk_syncs);
     metric(out, "sidetap_collector_disk_torn_total", "counter",
            "Damaged records skipped at load.", ss.torn);
     metric(out, "sidetap_collector_ingest_batches_total", "counter", "Batches accepted.", c->n.batches);

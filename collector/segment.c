@@ -1,10 +1,16 @@
-/* segment.c - append-only segment files (segment.h). */
+/* segment.c - append-only segment files (segment.h).
+ *
+ * Durability: the event loop only write()s (every tick or 4 MiB). A syncer thread then
+ * fdatasync()s what was written, on its own duplicate of the descriptor, so a slow disk
+ * never stalls ingest; requests coalesce (one sync covers every write before it). A new
+ * segment's directory entry is synced too. */
 #include "segment.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +30,19 @@ struct seg {
     int64_t last_ts; /* ms; newest entry written to it */
 };
 
+/* The syncer thread's mailbox: the loop posts, the thread takes. */
+struct syncer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd;        /* a dup of the segment to fdatasync; -1 when nothing is pending */
+    bool dir;      /* also fsync the directory (a segment was created) */
+    bool stop;
+    uint64_t syncs, errors;
+};
+
 struct st_segs {
+    struct syncer *sync; /* NULL: no fsync */
     char *dir;
     struct seg *segs;
     size_t n, cap;
@@ -273,6 +291,87 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+static void *syncer_main(void *arg)
+{
+    struct st_segs *s = arg;
+    struct syncer *y = s->sync;
+    pthread_mutex_lock(&y->mu);
+    for (;;) {
+        while (y->fd < 0 && !y->dir && !y->stop)
+            pthread_cond_wait(&y->cv, &y->mu);
+        if (y->fd < 0 && !y->dir && y->stop)
+            break;
+        int fd = y->fd;
+        bool dir = y->dir;
+        y->fd = -1;
+        y->dir = false;
+        pthread_mutex_unlock(&y->mu);
+        int failed = 0;
+        if (fd >= 0) {
+            failed |= fdatasync(fd) < 0;
+            close(fd);
+        }
+        if (dir) {
+            int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            failed |= dfd < 0 || fsync(dfd) < 0;
+            if (dfd >= 0)
+                close(dfd);
+        }
+        pthread_mutex_lock(&y->mu);
+        y->syncs++;
+        y->errors += (uint64_t)failed;
+    }
+    pthread_mutex_unlock(&y->mu);
+    return NULL;
+}
+
+/* Asks the syncer to make what was written so far durable (dir: the directory too). */
+static void post_sync(struct st_segs *s, bool dir)
+{
+    struct syncer *y = s->sync;
+    if (!y || s->fd < 0)
+        return;
+    int fd = dup(s->fd);
+    pthread_mutex_lock(&y->mu);
+    if (fd >= 0) {
+        if (y->fd >= 0)
+            close(y->fd); /* the newer request covers the older one */
+        y->fd = fd;
+    }
+    y->dir |= dir;
+    pthread_cond_signal(&y->cv);
+    pthread_mutex_unlock(&y->mu);
+}
+
+int st_segs_enable_fsync(struct st_segs *s)
+{
+    struct syncer *y = calloc(1, sizeof(*y));
+    if (!y)
+        return -1;
+    y->fd = -1;
+    pthread_mutex_init(&y->mu, NULL);
+    pthread_cond_init(&y->cv, NULL);
+    s->sync = y;
+    if (pthread_create(&y->thread, NULL, syncer_main, s) != 0) {
+        pthread_cond_destroy(&y->cv);
+        pthread_mutex_destroy(&y->mu);
+        free(y);
+        s->sync = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+uint64_t st_segs_syncs(const struct st_segs *s)
+{
+    if (!s->sync)
+        return 0;
+    pthread_mutex_lock(&s->sync->mu);
+    uint64_t n = s->sync->syncs;
+    pthread_mutex_unlock(&s->sync->mu);
+    return n;
+}
+
 int st_segs_flush(struct st_segs *s)
 {
     if (s->len && s->fd >= 0) {
@@ -283,6 +382,7 @@ int st_segs_flush(struct st_segs *s)
             return -1;
         }
         s->len = 0;
+        post_sync(s, false);
     }
     apply_retention(s);
     return 0;
@@ -300,6 +400,7 @@ static int open_segment(struct st_segs *s, uint64_t first_id, int64_t ts)
         return -1;
     }
     s->fd = fd;
+    post_sync(s, true);
     return 0;
 }
 
@@ -373,7 +474,13 @@ uint64_t st_segs_count(const struct st_segs *s)
 
 uint64_t st_segs_errors(const struct st_segs *s)
 {
-    return s->errors;
+    uint64_t sync_errors = 0;
+    if (s->sync) {
+        pthread_mutex_lock(&s->sync->mu);
+        sync_errors = s->sync->errors;
+        pthread_mutex_unlock(&s->sync->mu);
+    }
+    return s->errors + sync_errors;
 }
 
 void st_segs_close(struct st_segs *s)
@@ -382,6 +489,19 @@ void st_segs_close(struct st_segs *s)
         return;
     if (s->len && s->fd >= 0)
         st_segs_flush(s);
+    if (s->sync) {
+        /* the last writes are synced before the thread ends */
+        pthread_mutex_lock(&s->sync->mu);
+        s->sync->stop = true;
+        pthread_cond_signal(&s->sync->cv);
+        pthread_mutex_unlock(&s->sync->mu);
+        pthread_join(s->sync->thread, NULL);
+        if (s->sync->fd >= 0)
+            close(s->sync->fd);
+        pthread_cond_destroy(&s->sync->cv);
+        pthread_mutex_destroy(&s->sync->mu);
+        free(s->sync);
+    }
     if (s->fd >= 0)
         close(s->fd);
     free(s->buf);

@@ -2,9 +2,12 @@
  *
  * A data dir holds files NNNNNNNNNNNNNNNNNNNN.seg, named by the first id they hold.
  * A record is "ST" + u32 length + u32 FNV-1a checksum of the JSON + u64 time it was
- * stored (ms; little endian) + the entry JSON + '\n'. Appends are buffered and written by st_segs_flush (a timer, or when the buffer is
- * large), never fsync'ed: a crash loses at most the last flush interval, and a torn last
- * record is cut off at the next start. Retention drops whole segments, oldest first. */
+ * stored (ms; little endian) + the entry JSON + '\n'. Appends are buffered and written
+ * by st_segs_flush (a timer, or when the buffer is large). With st_segs_enable_fsync a
+ * thread fdatasync()s after each write, off the event loop: a crash of the machine loses
+ * at most the last flush interval plus one sync; without it, what the kernel had not
+ * written back. A torn last record is cut off at the next start. Retention drops whole
+ * segments, oldest first. */
 #ifndef SIDETAP_COLLECTOR_SEGMENT_H
 #define SIDETAP_COLLECTOR_SEGMENT_H
 
@@ -29,6 +32,10 @@ int st_segs_append(struct st_segs *s, uint64_t id, int64_t stored_at, const char
  * to a bound, then is dropped). */
 int st_segs_flush(struct st_segs *s);
 size_t st_segs_pending(const struct st_segs *s);
+/* Starts the syncer thread (segment.c); -1 when it cannot. */
+int st_segs_enable_fsync(struct st_segs *s);
+/* fdatasync rounds done so far. */
+uint64_t st_segs_syncs(const struct st_segs *s);
 uint64_t st_segs_bytes(const struct st_segs *s);
 uint64_t st_segs_count(const struct st_segs *s);
 uint64_t st_segs_errors(const struct st_segs *s);

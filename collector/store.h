@@ -19,6 +19,7 @@ struct st_store_config {
     const char *data_dir;       /* NULL: memory only */
     uint64_t retention_bytes;   /* on disk; 0 = unbounded */
     int64_t retention_age_ms;   /* on disk and in memory; 0 = unbounded */
+    bool no_fsync;              /* segments are written but not fdatasync'ed */
 };
 
 struct st_store_stats {
@@ -30,6 +31,7 @@ struct st_store_stats {
     uint64_t disk_bytes;
     uint64_t disk_segments;
     uint64_t disk_errors;
+    uint64_t disk_syncs; /* fdatasync rounds (segment.c's syncer thread) */
     uint64_t torn;      /* damaged records skipped or truncated at load */
     uint64_t per_proto[ST_RP_COUNT];
     uint64_t oldest_id, newest_id; /* 0 when empty */

@@ -274,6 +274,7 @@ static void mem_stats(struct st_store *s, struct st_store_stats *out)
         out->disk_bytes = st_segs_bytes(m->segs);
         out->disk_segments = st_segs_count(m->segs);
         out->disk_errors = st_segs_errors(m->segs);
+        out->disk_syncs = st_segs_syncs(m->segs);
     }
 }
 
@@ -367,6 +368,10 @@ struct st_store *st_store_mem_new(const struct st_store_config *cfg, char *err, 
                                errlen);
         if (!m->segs)
             goto fail;
+        if (!cfg->no_fsync && st_segs_enable_fsync(m->segs) < 0) {
+            snprintf(err, errlen, "cannot start the segment syncer thread");
+            goto fail;
+        }
         uint64_t torn = 0;
         if (st_segs_load(m->segs, load_one, m, &torn) < 0) {
             snprintf(err, errlen, "out of memory loading %s", cfg->data_dir);

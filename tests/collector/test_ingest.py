@@ -102,4 +102,33 @@ try:
     check_eq(doc["stored"], 5, "stored count")
 finally:
     c.stop()
+
+# with a data dir, a thread fdatasyncs what the loop wrote; --no-fsync turns it off
+import tempfile
+import time
+for args, want_syncs in ((), True), (("--no-fsync",), False):
+    with tempfile.TemporaryDirectory(prefix="sidetap-ingest-") as d:
+        c = Collector(binary, *args, data_dir=d)
+        try:
+            check_eq(post_raw(c, b'{"entries":[' + plain.encode() + b']}')[0], 200, f"post {args}")
+            deadline, syncs = time.time() + 10, 0
+            while time.time() < deadline:
+                st, text = c.get_text("/metrics")
+                syncs = [int(l.split()[-1]) for l in text.splitlines()
+                         if l.startswith("sidetap_collector_disk_syncs_total ")][0]
+                if syncs or not want_syncs:
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)
+            st, text = c.get_text("/metrics")
+            syncs = [int(l.split()[-1]) for l in text.splitlines()
+                     if l.startswith("sidetap_collector_disk_syncs_total ")][0]
+            check_eq(syncs > 0, want_syncs, f"segment syncs {args}: {syncs}")
+        finally:
+            c.stop()
+        c = Collector(binary, data_dir=d)
+        try:
+            check_eq(stored_text(c, 1), plain[:-1] + ',"id":"1"}', f"reloaded as stored {args}")
+        finally:
+            c.stop()
 done()
