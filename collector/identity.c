@@ -29,8 +29,22 @@ struct fill_cached {
     struct st_jbuf text; /* ,"key":value for each member of known */
 };
 
+/* The answer of lookup() per IP: every entry asks for both sides (and dedup asks again),
+ * and a miss costs four jansson hash lookups. A slot is valid while `gen` equals the
+ * tables' generation, which every change bumps; `known` is borrowed from a table. */
+#define LOOKUP_CACHE 512
+#define LOOKUP_IP_MAX 47 /* an IPv6 text address fits in 46 */
+struct lookup_cached {
+    uint64_t gen;
+    json_t *known;
+    bool injected; /* registered by a proxy */
+    char ip[LOOKUP_IP_MAX + 1];
+};
+
 struct st_identity {
     struct fill_cached *cache; /* FILL_CACHE slots */
+    struct lookup_cached *lookups; /* LOOKUP_CACHE slots */
+    uint64_t gen;                  /* bumped by every change of the tables; starts at 1 */
     json_t *registered; /* ip -> identity (name, namespace, node, workload, ...) */
     json_t *pods;       /* from the Kubernetes API */
     json_t *endpoints;  /* addresses behind a Service */
@@ -47,7 +61,9 @@ struct st_identity *st_identity_new(void)
     id->services = json_object();
     id->endpoints = json_object();
     id->cache = calloc(FILL_CACHE, sizeof(*id->cache));
-    if (!id->cache || !id->registered || !id->pods || !id->services || !id->endpoints) {
+    id->lookups = calloc(LOOKUP_CACHE, sizeof(*id->lookups));
+    id->gen = 1;
+    if (!id->cache || !id->lookups || !id->registered || !id->pods || !id->services || !id->endpoints) {
         st_identity_free(id);
         return NULL;
     }
@@ -67,6 +83,7 @@ void st_identity_free(struct st_identity *id)
         st_jbuf_free(&id->cache[i].text);
     }
     free(id->cache);
+    free(id->lookups);
     free(id);
 }
 
@@ -78,6 +95,7 @@ int st_identity_register(struct st_identity *id, json_t *pod)
     json_t *ident = json_object();
     if (!ident)
         return -1;
+    id->gen++;
     for (int i = 0; identity_fields[i]; i++) {
         json_t *v = json_object_get(pod, identity_fields[i]);
         if (v)
@@ -115,15 +133,17 @@ void st_identity_set_k8s(struct st_identity *id, const char *kind, const char *i
                                                     : id->pods;
     if (!ip || !*ip)
         return;
+    id->gen++;
     if (!identity)
         json_object_del(table, ip);
     else if (json_object_size(table) < MAX_IDENTITIES || json_object_get(table, ip))
         json_object_set(table, ip, identity);
 }
 
-static json_t *lookup(struct st_identity *id, const char *ip)
+static json_t *lookup_tables(struct st_identity *id, const char *ip, bool *injected)
 {
     json_t *v = json_object_get(id->registered, ip);
+    *injected = v != NULL;
     if (!v)
         v = json_object_get(id->pods, ip);
     if (!v)
@@ -131,6 +151,25 @@ static json_t *lookup(struct st_identity *id, const char *ip)
     if (!v)
         v = json_object_get(id->services, ip);
     return v;
+}
+
+/* The identity known for ip (borrowed until the tables change), through the cache. */
+static json_t *lookup(struct st_identity *id, const char *ip, bool *injected)
+{
+    size_t n = strlen(ip);
+    if (n > LOOKUP_IP_MAX)
+        return lookup_tables(id, ip, injected);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)ip[i]) * 16777619u;
+    struct lookup_cached *c = &id->lookups[h % LOOKUP_CACHE];
+    if (c->gen != id->gen || memcmp(c->ip, ip, n + 1) != 0) {
+        c->known = lookup_tables(id, ip, &c->injected);
+        memcpy(c->ip, ip, n + 1);
+        c->gen = id->gen;
+    }
+    *injected = c->injected;
+    return c->known;
 }
 
 static int side_field(const char *key)
@@ -252,7 +291,8 @@ int st_identity_fill_text(struct st_identity *id, const struct st_jentry *e, int
         memcpy(buf, ip, len);
         buf[len] = '\0';
     }
-    json_t *known = lookup(id, buf);
+    bool injected;
+    json_t *known = lookup(id, buf, &injected);
     int rc = known ? fill_side(id, known, e, side, obj, out) : 0;
     if (buf != small)
         free(buf);
@@ -261,7 +301,10 @@ int st_identity_fill_text(struct st_identity *id, const struct st_jentry *e, int
 
 bool st_identity_is_injected(struct st_identity *id, const char *ip)
 {
-    return ip && json_object_get(id->registered, ip) != NULL;
+    bool injected = false;
+    if (ip)
+        lookup(id, ip, &injected);
+    return injected;
 }
 
 size_t st_identity_pods(struct st_identity *id)

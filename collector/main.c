@@ -46,7 +46,7 @@ static void usage(FILE *f)
             "  --token-file PATH        file holding the ingest bearer token (or env SIDETAP_TOKEN)\n"
             "  --no-auth                accept entries without a token (local testing only)\n"
             "  --data-dir DIR           keep entries in segment files here (default: memory only)\n"
-            "  --no-fsync               do not fdatasync segment files (a thread does it after each write)\n"
+            "  --no-fsync               do not fdatasync segment files (a thread does it, at most every 100 ms)\n"
             "  --memory SIZE            memory budget for stored entries (default 256Mi)\n"
             "  --retention-bytes SIZE   disk budget for segment files (default 1Gi, 0 = none)\n"
             "  --retention-age DUR      drop entries older than this (default 24h, 0 = never)\n"

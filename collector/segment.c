@@ -1,9 +1,9 @@
 /* segment.c - append-only segment files (segment.h).
  *
- * Durability: the event loop only write()s (every tick or 4 MiB). A syncer thread then
- * fdatasync()s what was written, on its own duplicate of the descriptor, so a slow disk
- * never stalls ingest; requests coalesce (one sync covers every write before it). A new
- * segment's directory entry is synced too. */
+ * Durability: the event loop only write()s (every tick or FLUSH_AT bytes). A syncer
+ * thread then fdatasync()s what was written, on its own duplicate of the descriptor, so
+ * a slow disk never stalls ingest; requests coalesce (one sync covers every write before
+ * it, at most one sync per SYNC_EVERY_MS). A new segment's directory entry is synced too. */
 #include "segment.h"
 
 #include <dirent.h>
@@ -19,8 +19,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HDR 18 /* "ST" + u32 len + u32 checksum + u64 stored_at */
-#define FLUSH_AT (4u << 20)       /* buffered bytes that trigger a write */
+#include "crc32c.h"
+
+/* A record: magic + u32 len + u32 checksum + u64 stored_at, the JSON text, '\n'.
+ * "SC" records carry a CRC-32C (crc32c.h: the CPU's crc32 instruction, ~25x cheaper
+ * per byte than the FNV-1a that "ST" records of earlier builds carry; both are read). */
+#define HDR 18
+#define MAGIC_CRC 'C'
+#define MAGIC_FNV 'T' /* written by earlier builds: read only */
+/* Buffered bytes that trigger a write: small enough that the bytes are still in the
+ * CPU cache when the kernel copies them (4 MiB cost ~15% more kernel time). */
+#define FLUSH_AT (1u << 20)
+#define SYNC_EVERY_MS 100
 #define PENDING_MAX (64u << 20)   /* buffered bytes kept while the disk fails */
 #define RECORD_MAX (64u << 20)
 
@@ -39,6 +49,7 @@ struct syncer {
     bool dir;      /* also fsync the directory (a segment was created) */
     bool stop;
     uint64_t syncs, errors;
+    uint64_t last_ms; /* CLOCK_MONOTONIC ms when the last sync started (syncer thread only) */
 };
 
 struct st_segs {
@@ -222,11 +233,14 @@ int st_segs_load(struct st_segs *s,
         }
         while (off < len) {
             const unsigned char *p = (const unsigned char *)data + off;
-            if (len - off < HDR || p[0] != 'S' || p[1] != 'T')
+            if (len - off < HDR || p[0] != 'S' || (p[1] != MAGIC_CRC && p[1] != MAGIC_FNV))
                 break;
             uint32_t rlen = get32(p + 2), sum = get32(p + 6);
             if (rlen > RECORD_MAX || len - off < HDR + (size_t)rlen + 1 ||
-                fnv1a(data + off + HDR, rlen) != sum || data[off + HDR + rlen] != '\n')
+                data[off + HDR + rlen] != '\n')
+                break;
+            const char *json = data + off + HDR;
+            if ((p[1] == MAGIC_CRC ? st_crc32c(json, rlen) : fnv1a(json, rlen)) != sum)
                 break;
             int64_t stored_at = (int64_t)((uint64_t)get32(p + 10) | (uint64_t)get32(p + 14) << 32);
             if (stored_at > s->segs[i].last_ts)
@@ -291,6 +305,11 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+static uint64_t ts_ms(const struct timespec *ts)
+{
+    return (uint64_t)ts->tv_sec * 1000u + (uint64_t)ts->tv_nsec / 1000000u;
+}
+
 static void *syncer_main(void *arg)
 {
     struct st_segs *s = arg;
@@ -301,11 +320,24 @@ static void *syncer_main(void *arg)
             pthread_cond_wait(&y->cv, &y->mu);
         if (y->fd < 0 && !y->dir && y->stop)
             break;
+        /* At most one sync per SYNC_EVERY_MS: writes come every tick or FLUSH_AT bytes,
+         * and a sync per write would commit the journal and flush the disk cache hundreds
+         * of times a second under load; the requests of the pause coalesce. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!y->stop && ts_ms(&now) < y->last_ms + SYNC_EVERY_MS) {
+            uint64_t until = y->last_ms + SYNC_EVERY_MS;
+            struct timespec deadline = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
+            while (!y->stop && pthread_cond_timedwait(&y->cv, &y->mu, &deadline) == 0)
+                ;
+        }
         int fd = y->fd;
         bool dir = y->dir;
         y->fd = -1;
         y->dir = false;
         pthread_mutex_unlock(&y->mu);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        y->last_ms = ts_ms(&now);
         int failed = 0;
         if (fd >= 0) {
             failed |= fdatasync(fd) < 0;
@@ -350,7 +382,11 @@ int st_segs_enable_fsync(struct st_segs *s)
         return -1;
     y->fd = -1;
     pthread_mutex_init(&y->mu, NULL);
-    pthread_cond_init(&y->cv, NULL);
+    pthread_condattr_t ca; /* the pause between syncs is timed on CLOCK_MONOTONIC */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&y->cv, &ca);
+    pthread_condattr_destroy(&ca);
     s->sync = y;
     if (pthread_create(&y->thread, NULL, syncer_main, s) != 0) {
         pthread_cond_destroy(&y->cv);
@@ -441,9 +477,9 @@ int st_segs_append(struct st_segs *s, uint64_t id, int64_t stored_at, const char
     }
     unsigned char *h = (unsigned char *)s->buf + s->len;
     h[0] = 'S';
-    h[1] = 'T';
+    h[1] = MAGIC_CRC;
     put32(h + 2, (uint32_t)len);
-    put32(h + 6, fnv1a(json, len));
+    put32(h + 6, st_crc32c(json, len));
     put64(h + 10, (uint64_t)stored_at);
     memcpy(s->buf + s->len + HDR, json, len);
     s->buf[s->len + HDR + len] = '\n';

@@ -5,8 +5,10 @@
  *   plus the total count, as GET /api/v1/entries does, for selective and broad queries
  *   service-map computation over all stored entries.
  * usage: bench_collector [entries (default 1000000)]
- *        bench_collector --http PATH/sidetap-collector [entries (200000)] [batch (1000)]
- *          the real daemon over loopback HTTP (see bench_http below) */
+ *        bench_collector --http PATH/sidetap-collector [entries (200000)] [batch (1000)] [data-dir]
+ *          the real daemon over loopback HTTP (see bench_http below); with a data-dir, as
+ *          deployed (manifests/collector.yaml): entries also written to segment files there,
+ *          256 MiB in memory (the oldest evicted past it), 1 GiB on disk */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -262,7 +264,7 @@ static int http_call(int fd, const char *method, const char *path, const char *d
     return status;
 }
 
-static int bench_http(const char *collector, size_t n, size_t batch)
+static int bench_http(const char *collector, size_t n, size_t batch, const char *data_dir)
 {
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -277,9 +279,14 @@ static int bench_http(const char *collector, size_t n, size_t batch)
     snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%u", ntohs(sa.sin_port));
     pid_t pid = fork();
     if (pid == 0) {
-        execl(collector, collector, "--listen", listen_arg, "--no-auth", "--no-k8s", "--memory",
-              "16Gi", "--max-body", "64Mi", "--max-batch", "5000", "--dedup-hold", "0",
-              (char *)NULL);
+        if (data_dir) /* as manifests/collector.yaml deploys it: evicting past 256 MiB */
+            execl(collector, collector, "--listen", listen_arg, "--no-auth", "--no-k8s", "--memory",
+                  "256Mi", "--retention-bytes", "1Gi", "--max-body", "64Mi", "--max-batch", "5000",
+                  "--dedup-hold", "0", "--data-dir", data_dir, (char *)NULL);
+        else
+            execl(collector, collector, "--listen", listen_arg, "--no-auth", "--no-k8s", "--memory",
+                  "16Gi", "--max-body", "64Mi", "--max-batch", "5000", "--dedup-hold", "0",
+                  (char *)NULL);
         _exit(127);
     }
     int fd = -1;
@@ -351,8 +358,10 @@ static int bench_http(const char *collector, size_t n, size_t batch)
         const char *b = strstr(reply, "\"bytes\":");
         double cpu_s = (double)cpu / 1e9;
         printf("sidetap-collector over HTTP, %zu entries in batches of %zu (POST /api/v1/entries, keep-alive;\n"
-               "  identity fill on every entry, --dedup-hold 0)\n",
-               accepted, batch);
+               "  identity fill on every entry, --dedup-hold 0%s%s)\n",
+               accepted, batch,
+               data_dir ? ", --memory 256Mi --retention-bytes 1Gi --data-dir " : ", --memory 16Gi",
+               data_dir ? data_dir : "");
         printf("ingest, collector process CPU time: %.0f entries/s  (%.1f MB/s of JSON; %.2f s CPU, "
                "%.2f s wall)\n",
                (double)accepted / cpu_s, (double)json_bytes / cpu_s / 1e6, cpu_s, wall);
@@ -362,6 +371,12 @@ static int bench_http(const char *collector, size_t n, size_t batch)
             printf("; store accounting %.0f bytes per entry",
                    (double)strtoull(b + 8, NULL, 10) / (double)accepted);
         printf("\n");
+        if (data_dir && http_call(fd, "GET", "/metrics", NULL, 0, reply, sizeof(reply)) == 200) {
+            const char *m = strstr(reply, "\nsidetap_collector_disk_syncs_total ");
+            if (m)
+                printf("segment files: %llu fdatasync rounds during the run\n",
+                       strtoull(m + 37, NULL, 10));
+        }
         FILE *la = fopen("/proc/loadavg", "r");
         char load[64] = "";
         if (la && fgets(load, sizeof(load), la))
@@ -380,7 +395,7 @@ int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--http") == 0)
         return bench_http(argv[2], argc > 3 ? strtoull(argv[3], NULL, 10) : 200000,
-                          argc > 4 ? strtoull(argv[4], NULL, 10) : 1000);
+                          argc > 4 ? strtoull(argv[4], NULL, 10) : 1000, argc > 5 ? argv[5] : NULL);
     size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
     mallopt(M_MXFAST, 0); /* as sidetap-collector's main() does */
     const size_t batch = 1000;

@@ -3,7 +3,9 @@
 memory budget evicts the oldest first, and the disk stays within --retention-bytes.
 usage: test_persist.py path/to/sidetap-collector"""
 import glob
+import json
 import os
+import struct
 import sys
 import tempfile
 
@@ -69,6 +71,58 @@ with tempfile.TemporaryDirectory(prefix="sidetap-persist-") as d:
         c.close()
     with open(segs[-1], "rb") as f:
         check(f.read().endswith(b"\n"), "segment ends with a whole record")
+
+    # record formats: "ST" records (FNV-1a, written by earlier builds) still load, "SC"
+    # records carry a CRC-32C; a record whose checksum does not match is cut as torn.
+    CRC32C = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        CRC32C.append(c)
+
+    def crc32c(b):
+        c = 0xFFFFFFFF
+        for x in b:
+            c = CRC32C[(c ^ x) & 0xFF] ^ (c >> 8)
+        return c ^ 0xFFFFFFFF
+
+    def fnv1a(b):
+        h = 2166136261
+        for x in b:
+            h = ((h ^ x) * 16777619) & 0xFFFFFFFF
+        return h
+
+    def record(magic, checksum, e):
+        text = json.dumps(e, separators=(",", ":")).encode()
+        return magic + struct.pack("<IIQ", len(text), checksum(text), e["timestamp"]) + text + b"\n"
+
+    old = os.path.join(d, "old")
+    os.makedirs(old)
+    recs = [dict(entry(i, pad=10), id=str(i)) for i in (1, 2, 3, 4)]
+    bad = bytearray(record(b"SC", crc32c, recs[3]))
+    bad[40] ^= 0x01  # one flipped bit inside the JSON text
+    seg = os.path.join(old, "%020d.seg" % 1)
+    with open(seg, "wb") as f:
+        f.write(record(b"ST", fnv1a, recs[0]) + record(b"ST", fnv1a, recs[1]) +
+                record(b"SC", crc32c, recs[2]) + bytes(bad))
+    c = Collector(binary, data_dir=old)
+    try:
+        st, s = c.get_json("/api/v1/stats")
+        check_eq((s["entries"], s["disk"]["loaded"], s["disk"]["torn"]), (3, 3, 1),
+                 "FNV-1a and CRC-32 records loaded, the corrupted one cut")
+        check_eq(c.query_ids('request.path == "/item/2"'), [2], "an FNV-1a record's fields")
+        check_eq(c.query_ids('request.path == "/item/3"'), [3], "a CRC-32 record's fields")
+        st, doc = c.post_entries([entry(5, pad=10)])
+        check_eq(doc["accepted"], 1, "ingest after loading old records")
+    finally:
+        c.stop()
+        c.close()
+    with open(seg, "rb") as f:
+        tail = f.read()
+    new = json.loads(tail[tail.rindex(b"\n", 0, len(tail) - 1) + 1 + 18:])
+    check_eq(new["request"]["path"], "/item/5", "new record appended after the cut")
+    check_eq(tail[-(18 + len(json.dumps(new, separators=(",", ":"))) + 1):][:2], b"SC", "new records are SC")
 
     # memory budget: 1 MiB holds fewer than 3000 ~1.2 KiB entries; the oldest go first
     mem = os.path.join(d, "mem")
