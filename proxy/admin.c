@@ -11,6 +11,7 @@
 
 #include "dnsfwd.h"
 #include "names.h"
+#include "workers.h"
 #include "ship.h"
 
 struct st_admin {
@@ -51,7 +52,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         g.capture_limit = px->budget.limit;
         g.budget_entries_skipped = px->budget.entries_skipped;
         g.budget_bodies_truncated = px->budget.bodies_truncated;
-        g.parse_stats = &px->parse_stats;
+        struct st_parse_stats parse_stats = px->parse_stats;
+        st_workers_gauges(px->workers, &g, &parse_stats);
+        g.parse_stats = &parse_stats;
         g.names_cached = st_names_count(px->names);
         g.dns_inflight = st_dnsfwd_inflight(px->dnsfwd);
         struct evbuffer *b = evbuffer_new();

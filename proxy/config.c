@@ -83,7 +83,8 @@ static const struct setting settings[] = {
      "seconds between re-registrations with the collector"},
     {"flush-seconds", "SIDETAP_FLUSH_SECONDS", K_SECONDS, OFF(flush_ms), "2",
      "longest wait for the final POST on stop"},
-    {"threads", "SIDETAP_THREADS", K_COUNT, OFF(threads), "1", "event loop threads (only 1 is supported)"},
+    {"threads", "SIDETAP_THREADS", K_COUNT, OFF(threads), "1",
+     "event loop threads (1-64): connections are spread over them; DNS, admin and shipping stay on the first"},
     {"verbose", "SIDETAP_VERBOSE", K_BOOL, OFF(verbose), "false", "log every connection"},
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -219,8 +220,8 @@ static int apply(struct st_proxy_config *cfg, const struct setting *s, const cha
         break;
     case K_COUNT:
         if (parse_uint(v, 100000000ul, &n) < 0) expect = "a whole number";
-        else if (strcmp(s->flag, "threads") == 0 && n != 1)
-            expect = "1 (several event loop threads are not supported yet)";
+        else if (strcmp(s->flag, "threads") == 0 && (n < 1 || n > 64))
+            expect = "a number of threads from 1 to 64";
         else *(unsigned *)field = (unsigned)n;
         break;
     case K_SIZE:

@@ -30,10 +30,20 @@ struct st_listeners {
 
 int st_listen_socket(int family, int type, const char *addr, uint16_t port)
 {
+    return st_listen_socket_shared(family, type, addr, port, false);
+}
+
+int st_listen_socket_shared(int family, int type, const char *addr, uint16_t port, bool shared)
+{
     int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     socklen_t len;
@@ -122,7 +132,9 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 static int add(struct st_listeners *ls, struct st_proxy *px, enum st_dirn kind, int family, uint16_t port)
 {
-    int fd = st_listen_socket(family, SOCK_STREAM, NULL, port);
+    /* With several threads every thread binds its own socket to the port (SO_REUSEPORT)
+     * and the kernel spreads new connections over them. */
+    int fd = st_listen_socket_shared(family, SOCK_STREAM, NULL, port, px->cfg->threads > 1);
     if (fd == -EAFNOSUPPORT || (family == AF_INET6 && fd == -EADDRNOTAVAIL)) return 0; /* no IPv6 */
     if (fd < 0) {
         fprintf(stderr, "sidetap-proxy: cannot listen on %s port %u: %s\n",
@@ -157,6 +169,7 @@ struct st_listeners *st_listeners_new(struct st_proxy *px)
     } want[] = {{ST_DIRN_OUTBOUND, cfg->outbound_port}, {ST_DIRN_INBOUND, cfg->inbound_port},
                 {ST_DIRN_DNS, cfg->dns_port}};
     for (size_t i = 0; i < 3; i++) {
+        if (px->is_worker && want[i].kind == ST_DIRN_DNS) continue; /* DNS stays on the main thread */
         if (add(ls, px, want[i].kind, AF_INET, want[i].port) < 0 ||
             add(ls, px, want[i].kind, AF_INET6, want[i].port) < 0) {
             st_listeners_free(ls);

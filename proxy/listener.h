@@ -7,6 +7,8 @@
 #ifndef SIDETAP_PROXY_LISTENER_H
 #define SIDETAP_PROXY_LISTENER_H
 
+#include <stdbool.h>
+
 #include "metrics.h"
 #include "proxy.h"
 
@@ -22,5 +24,7 @@ void st_listeners_free(struct st_listeners *ls);
  * SOCK_DGRAM), non-blocking; -errno on failure (-EAFNOSUPPORT when the family is
  * missing). For AF_INET6 IPV6_V6ONLY is set. `addr` may be NULL (the wildcard). */
 int st_listen_socket(int family, int type, const char *addr, uint16_t port);
+/* The same, with SO_REUSEPORT when `shared` (one socket per event loop thread). */
+int st_listen_socket_shared(int family, int type, const char *addr, uint16_t port, bool shared);
 
 #endif

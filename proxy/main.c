@@ -3,7 +3,8 @@
  * Stop sequence (SIGTERM/SIGINT): stop accepting and reading DNS queries, /readyz turns
  * 503, open connections get SIDETAP_DRAIN_SECONDS to finish (then they are reset), the
  * queued entries are shipped (bounded by SIDETAP_FLUSH_SECONDS), exit 0. A second
- * signal skips the waiting. */
+ * signal skips the waiting. With SIDETAP_THREADS > 1 the worker threads (workers.h)
+ * drain alongside and are joined before the final flush. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "proxy.h"
 #include "relay.h"
 #include "ship.h"
+#include "workers.h"
 
 struct app {
     struct st_proxy px;
@@ -48,6 +50,7 @@ static void flush_and_exit(struct app *app)
     evtimer_del(app->drain_deadline);
     st_relays_abort_all(app->px.relays);
     st_dnsfwd_abort_all(app->px.dnsfwd);
+    st_workers_stop(app->px.workers); /* their last entries are queued now */
     st_ship_flush(app->px.ship, app->cfg.flush_ms, on_flushed, app);
 }
 
@@ -55,7 +58,9 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct app *app = arg;
-    if (st_relays_open(app->px.relays) == 0 && st_dnsfwd_inflight(app->px.dnsfwd) == 0) flush_and_exit(app);
+    if (st_relays_open(app->px.relays) == 0 && st_workers_open(app->px.workers) == 0 &&
+        st_dnsfwd_inflight(app->px.dnsfwd) == 0)
+        flush_and_exit(app);
     else {
         struct timeval tv = {0, 50 * 1000};
         evtimer_add(app->drain_tick, &tv);
@@ -66,7 +71,7 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct app *app = arg;
-    unsigned left = st_relays_open(app->px.relays);
+    unsigned left = st_relays_open(app->px.relays) + st_workers_open(app->px.workers);
     if (left) fprintf(stderr, "sidetap-proxy: drain period over, resetting %u connection(s)\n", left);
     flush_and_exit(app);
 }
@@ -85,6 +90,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             st_relays_open(app->px.relays), app->cfg.drain_ms);
     app->px.draining = true;
     st_listeners_close(app->listeners);
+    st_workers_stop_accepting(app->px.workers);
     st_dnsfwd_stop(app->px.dnsfwd);
     struct timeval tv = {app->cfg.drain_ms / 1000, (app->cfg.drain_ms % 1000) * 1000};
     evtimer_add(app->drain_deadline, &tv);
@@ -107,6 +113,7 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    st_metrics_thread_register();
     json_object_seed(0);
 
     struct st_proxy *px = &app.px;
@@ -125,7 +132,12 @@ int main(int argc, char **argv)
     px->parse.body_cap = app.cfg.body_cap;
     px->parse.capture_bodies = app.cfg.capture_bodies;
     px->parse.redact = (const char *const *)app.cfg.redact;
-    px->budget.limit = app.cfg.capture_memory;
+    /* Each event loop thread gets an equal share of the capture budget and of the parsed
+     * connections, so no limit is shared (or locked) on the data path. */
+    unsigned threads = app.cfg.threads > 1 ? (unsigned)app.cfg.threads : 1;
+    px->budget.limit = app.cfg.capture_memory - app.cfg.capture_memory / threads * (threads - 1);
+    px->max_parsed = app.cfg.max_connections / threads ? app.cfg.max_connections / threads
+                                                        : (app.cfg.max_connections ? 1 : 0);
     px->parse.budget = &px->budget;
     px->parse.stats = &px->parse_stats;
     px->own_ports[0] = app.cfg.outbound_port;
@@ -153,6 +165,7 @@ int main(int argc, char **argv)
     if ((app.admin = st_admin_new(px)) == NULL || (app.listeners = st_listeners_new(px)) == NULL ||
         (px->dnsfwd = st_dnsfwd_new(px)) == NULL)
         goto out;
+    if (threads > 1 && (px->workers = st_workers_start(px, threads - 1)) == NULL) goto out;
     px->listening = true;
 
     app.sig_term = evsignal_new(px->base, SIGTERM, on_signal, &app);
@@ -164,9 +177,9 @@ int main(int argc, char **argv)
     evsignal_add(app.sig_int, NULL);
 
     fprintf(stderr,
-            "sidetap-proxy %s: outbound :%u, inbound :%u, dns :%u, admin %s:%u, collector %s\n",
+            "sidetap-proxy %s: outbound :%u, inbound :%u, dns :%u, admin %s:%u, %u thread%s, collector %s\n",
             SIDETAP_VERSION, app.cfg.outbound_port, app.cfg.inbound_port, app.cfg.dns_port,
-            app.cfg.admin_address, app.cfg.admin_port,
+            app.cfg.admin_address, app.cfg.admin_port, threads, threads == 1 ? "" : "s",
             app.cfg.collector_url ? app.cfg.collector_url
                                   : app.cfg.entries_file ? app.cfg.entries_file : "none (entries dropped)");
     event_base_dispatch(px->base);
@@ -178,6 +191,8 @@ out:
     if (app.drain_tick) event_free(app.drain_tick);
     if (app.drain_deadline) event_free(app.drain_deadline);
     st_listeners_free(app.listeners);
+    st_workers_free(px->workers); /* joined; entries of connections they reset are queued */
+    px->workers = NULL;
     st_relays_free(px->relays);
     st_dnsfwd_free(px->dnsfwd);
     px->relays = NULL;

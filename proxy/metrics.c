@@ -1,10 +1,42 @@
 /* metrics.c - Prometheus text format for the proxy's counters (served by admin.c). */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
-struct st_metrics st_metrics;
+__thread struct st_metrics st_metrics;
+
+static struct st_metrics *threads[ST_METRICS_THREADS_MAX];
+static unsigned n_threads;
+static pthread_mutex_t threads_mu = PTHREAD_MUTEX_INITIALIZER;
+
+_Static_assert(sizeof(struct st_metrics) % sizeof(uint64_t) == 0, "st_metrics holds uint64_t only");
+
+int st_metrics_thread_register(void)
+{
+    pthread_mutex_lock(&threads_mu);
+    int rc = n_threads < ST_METRICS_THREADS_MAX ? 0 : -1;
+    if (rc == 0) threads[n_threads++] = &st_metrics;
+    pthread_mutex_unlock(&threads_mu);
+    return rc;
+}
+
+/* The sum of every thread's counters. Other threads' counters are read while they run:
+ * aligned 64-bit loads of counters that only grow, at worst a few increments old. */
+static void sum_threads(struct st_metrics *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    uint64_t *to = (uint64_t *)sum;
+    pthread_mutex_lock(&threads_mu);
+    if (n_threads == 0) memcpy(sum, &st_metrics, sizeof(*sum)); /* nothing registered: this thread */
+    for (unsigned t = 0; t < n_threads; t++) {
+        const volatile uint64_t *from = (const volatile uint64_t *)threads[t];
+        for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++) to[i] += from[i];
+    }
+    pthread_mutex_unlock(&threads_mu);
+}
 
 static const char *const dirn_names[ST_DIRN_COUNT] = {"outbound", "inbound", "dns"};
 static const char *const drop_names[ST_DROP_COUNT] = {"queue_full", "collector_rejected",
@@ -51,9 +83,20 @@ static void per_proto(struct evbuffer *out, const char *name, const char *help, 
 
 void st_metrics_render(struct evbuffer *out, const struct st_metrics_gauges *g)
 {
-    const struct st_metrics *m = &st_metrics;
+    struct st_metrics total;
+    sum_threads(&total);
+    const struct st_metrics *m = &total;
     per_dirn(out, "sidetap_connections_open", "gauge", "Relayed connections open now.", m->conn_open);
     per_dirn(out, "sidetap_connections_total", "counter", "Relayed connections accepted.", m->conn_total);
+    head(out, "sidetap_thread_connections_total", "counter",
+         "Relayed connections accepted by each event loop thread (SIDETAP_THREADS; 0 is the main one).");
+    pthread_mutex_lock(&threads_mu);
+    for (unsigned t = 0; t < n_threads; t++) {
+        const volatile uint64_t *c = threads[t]->conn_total;
+        evbuffer_add_printf(out, "sidetap_thread_connections_total{thread=\"%u\"} %llu\n", t,
+                            (unsigned long long)(c[ST_DIRN_OUTBOUND] + c[ST_DIRN_INBOUND] + c[ST_DIRN_DNS]));
+    }
+    pthread_mutex_unlock(&threads_mu);
     head(out, "sidetap_bytes_total", "counter", "Bytes relayed, by listener and flow.");
     for (int d = 0; d < ST_DIRN_COUNT; d++) {
         evbuffer_add_printf(out, "sidetap_bytes_total{direction=\"%s\",flow=\"to_server\"} %llu\n",

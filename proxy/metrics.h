@@ -61,7 +61,15 @@ struct st_metrics_gauges {
     uint64_t dns_inflight;
 };
 
-extern struct st_metrics st_metrics;
+/* Each event loop thread counts in its own copy (no atomics, no shared cache lines on
+ * the data path); /metrics shows the sum over every registered thread. Every member is
+ * a uint64_t or an array of them (st_metrics_render sums them as one array). */
+extern __thread struct st_metrics st_metrics;
+
+/* Adds the calling thread's counters to what /metrics sums; once per thread, before it
+ * counts anything. Returns -1 beyond ST_METRICS_THREADS_MAX threads. */
+#define ST_METRICS_THREADS_MAX 65
+int st_metrics_thread_register(void);
 
 /* Appends the Prometheus text exposition of everything to `out`. */
 void st_metrics_render(struct evbuffer *out, const struct st_metrics_gauges *g);

@@ -10,6 +10,7 @@
 
 #include "names.h"
 #include "ship.h"
+#include "workers.h"
 
 /* The real clock, not libevent's cached loop time: that one comes from
  * CLOCK_MONOTONIC_COARSE and would round every elapsedTime to the kernel tick (4 ms). */
@@ -21,6 +22,10 @@ uint64_t st_proxy_now_us(const struct st_proxy *px)
 
 void st_proxy_entry(struct st_proxy *px, struct st_entry *e, bool outgoing)
 {
+    if (px->is_worker) {
+        st_workers_handoff(px, e, outgoing); /* counted and queued by the main thread */
+        return;
+    }
     if (e->proto < ST_PROTO_COUNT) st_metrics.entries[e->proto]++;
     if (e->error != NULL && strncmp(e->error, "parse error", 11) == 0 && e->proto < ST_PROTO_COUNT)
         st_metrics.parse_errors[e->proto]++;

@@ -3,7 +3,8 @@
  *
  * main.c fills a struct st_proxy; listener.c, relay.c and dnsfwd.c make connections and
  * parsers from it; entries go through st_proxy_entry() to the ship queue. One event loop
- * thread owns all of it. */
+ * thread owns all of it; with SIDETAP_THREADS > 1 each worker thread has a struct of its
+ * own (workers.h) without names, ship or DNS, and hands its entries to the main one. */
 #ifndef SIDETAP_PROXY_PROXY_H
 #define SIDETAP_PROXY_PROXY_H
 
@@ -21,6 +22,7 @@ struct st_names;
 struct st_ship;
 struct st_relays;
 struct st_dnsfwd;
+struct st_workers;
 
 struct st_proxy {
     struct event_base *base;
@@ -33,6 +35,9 @@ struct st_proxy {
     struct st_ship *ship;
     struct st_relays *relays;
     struct st_dnsfwd *dnsfwd;
+    struct st_workers *workers; /* the worker threads; on a worker: the set it belongs to */
+    bool is_worker;
+    unsigned max_parsed;        /* parsed connections at once: this thread's share */
 
     /* The nameserver DNS is forwarded to (resolv.conf or --dns-upstream); ss_family 0
      * when none is known. */

@@ -467,7 +467,7 @@ static void start_parser(struct relay *r, const struct sockaddr_storage *peer, c
     struct st_relays *rs = r->px->relays;
     struct st_proxy *px = r->px;
     /* Parse unless over the connection budget; the relay works the same either way. */
-    if (rs->parsed >= px->cfg->max_connections) {
+    if (rs->parsed >= px->max_parsed) {
         st_metrics.unparsed_connections++;
         return;
     }

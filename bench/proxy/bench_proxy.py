@@ -18,7 +18,7 @@ time haproxy and sidetap-proxy spend per request (robust to load from other proc
 All traffic stays inside the harness's network namespaces. Needs root.
 
 usage: bench_proxy.py --proxy BUILD/proxy/sidetap-proxy --init BUILD/proxy/init/sidetap-init
-                      [--duration 10] [--rounds 3] [--connections 64] [--size 612]
+                      [--duration 10] [--rounds 3] [--connections 64] [--size 612] [--strace S] [--perf S]
 """
 import argparse
 import os
@@ -164,6 +164,31 @@ def count_syscalls(client, url, pid, args):
     return sum(per.values()), per
 
 
+def profile(client, url, pid, args):
+    """perf's flat profile of process `pid` over one wrk run: the top symbols with their share."""
+    import signal
+    import subprocess
+    import tempfile
+    data = tempfile.mktemp(prefix="bench-perf-", suffix=".data")
+    pr = subprocess.Popen(["perf", "record", "-q", "-F", "2000", "-o", data, "-p", str(pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    client.run(["wrk", "-t1", "-c%d" % args.connections, "-d%ds" % args.perf, url],
+               timeout=args.perf + 60, nofile=20000)
+    pr.send_signal(signal.SIGINT)
+    pr.wait(60)
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                          "--sort", "dso,symbol", "--percent-limit", "0.7"],
+                         capture_output=True, text=True)
+    by_dso = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                             "--sort", "dso", "--percent-limit", "0.5"],
+                            capture_output=True, text=True)
+    os.unlink(data)
+    keep = lambda out: [line for line in out.splitlines()  # noqa: E731
+                        if line.strip() and not line.startswith("#")]
+    return keep(by_dso.stdout) + [""] + keep(rep.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--proxy", required=True)
@@ -176,6 +201,9 @@ def main():
     ap.add_argument("--strace", type=int, default=0, metavar="SECONDS",
                     help="also count haproxy's and sidetap-proxy's syscalls per request over one "
                          "extra wrk run of SECONDS under strace -c (slows that run; not in the medians)")
+    ap.add_argument("--perf", type=int, default=0, metavar="SECONDS",
+                    help="also print perf's profile of sidetap-proxy over one extra wrk run of "
+                         "SECONDS (not in the medians)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_proxy: needs root (network namespaces)")
@@ -258,6 +286,8 @@ def main():
             for name, url, pid in targets[1:]:
                 syscalls[name] = count_syscalls(client, url, pid, args)
 
+        perf_lines = profile(client, targets[2][1], proxy.pid, args) if args.perf else []
+
         metrics = tapped.metrics()
         entries = sum(v for k, v in metrics.items() if k.startswith("sidetap_entries_total{"))
         shipped = metrics.get("sidetap_entries_shipped_total", 0)
@@ -318,6 +348,10 @@ def main():
     for name, (total, per) in syscalls.items():
         print("%-8s syscalls/request %.2f: %s" % (name, total, ", ".join(
             "%s %.2f" % (call, n) for call, n in sorted(per.items(), key=lambda kv: -kv[1]) if n >= 0.01)))
+    if perf_lines:
+        print("\nsidetap-proxy profile (perf, %d s of wrk):" % args.perf)
+        for line in perf_lines:
+            print("  " + line.strip())
     print()
     targets_met = [
         ("throughput >= 1.0x haproxy", s["rps"] >= h["rps"]),

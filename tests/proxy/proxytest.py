@@ -417,6 +417,57 @@ def t_sigterm_drain(env):
     check("stopped" in env.log(), "clean stop logged")
 
 
+def t_threads(env):
+    """SIDETAP_THREADS=3: connections are spread over the threads' listeners (SO_REUSEPORT),
+    bytes stay identical, every entry reaches the collector once through the main thread,
+    /metrics sums the threads, and SIGTERM drains open requests on every thread."""
+    env.servers("http:8080", "http:%d" % DIRECT_PORT)
+    _, sink = env.sink()
+    p = env.proxy(env={"SIDETAP_THREADS": "3", "SIDETAP_DRAIN_SECONDS": "5"})
+    check("3 threads" in env.log(), "start line names 3 threads: %r" % env.log())
+    n = 60
+    for i in range(n):
+        s1, _, direct = http_get(POD_IP, DIRECT_PORT, "/blob?size=%d" % (1000 + i))
+        s2, _, proxied = http_get(POD_IP, 8080, "/blob?size=%d" % (1000 + i))
+        eq((s1, s2), (200, 200), "status %d" % i)
+        eq(proxied, direct, "body %d identical" % i)
+    got = wait_for(lambda: len(entries_of(sink)) >= n and entries_of(sink), 15, "%d entries" % n)
+    eq(len(got), n, "one entry per request")
+    eq(sorted(int(e["request"]["queryString"]["size"]) for e in got), list(range(1000, 1000 + n)),
+       "every request's entry, once")
+    eq(len({e["src"]["port"] for e in got}), n, "one connection each")
+    for e in got:
+        eq((e["src"]["name"], e["src"]["namespace"], e["dst"]["port"], e["response"]["status"]),
+           (POD_ENV["POD_NAME"], "shop", 8080, 200), "entry fields")
+    m = metrics()
+    eq(m['sidetap_connections_total{direction="outbound"}'], n, "connections summed over the threads")
+    per = [v for k, v in m.items() if k.startswith("sidetap_thread_connections_total{")]
+    eq(len(per), 3, "a counter per thread")
+    eq(sum(per), n, "per-thread counters add up")
+    check(sum(1 for v in per if v > 0) >= 2, "connections spread over the threads: %r" % per)
+    eq(m['sidetap_entries_total{protocol="http"}'], n, "entries counted once")
+
+    # SIGTERM with requests open on several threads: each finishes, all entries are shipped.
+    conns = []
+    for i in range(6):
+        c = http.client.HTTPConnection(POD_IP, 8080, timeout=20)
+        c.request("GET", "/slow?ms=1500")
+        conns.append(c)
+    time.sleep(0.4)
+    busy = [v for k, v in metrics().items() if k.startswith("sidetap_thread_connections_total{")]
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    eq(admin_get("/readyz")[0], 503, "/readyz while draining")
+    for c in conns:
+        r = c.getresponse()
+        eq((r.status, r.read()), (200, b"slow done"), "open request finished")
+        c.close()
+    eq(p.wait(15), 0, "exit code after drain")
+    check(sum(1 for a, b in zip(busy, per) if a > b) >= 2, "slow requests on several threads: %r" % busy)
+    eq(len(entries_of(sink)), n + 6, "every entry flushed, the drained ones too")
+    check("stopped" in env.log(), "clean stop logged")
+
+
 def dns_query(name, qid, qtype=1):
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
@@ -784,7 +835,8 @@ def t_bad_config(env):
         ({"SIDETAP_LABELS_FILE": "/nonexistent/labels"}, [], "SIDETAP_LABELS_FILE"),
         ({"SIDETAP_DNS_UPSTREAM": "not-an-ip"}, [], "SIDETAP_DNS_UPSTREAM"),
         ({}, ["--inbound-port", "16001"], "SIDETAP_INBOUND_PORT"),
-        ({}, ["--threads", "4"], "--threads"),
+        ({}, ["--threads", "0"], "--threads"),
+        ({}, ["--threads", "65"], "--threads"),
         ({}, ["--capture-memory=12XB"], "--capture-memory"),
         ({}, ["--no-such-flag"], "--no-such-flag"),
         ({}, ["--idle-timeout"], "--idle-timeout"),
@@ -828,6 +880,7 @@ SCENARIOS = {
     "backpressure": t_backpressure,
     "slow-peers": t_slow_peers,
     "timeouts": t_timeouts,
+    "threads": t_threads,
     "bad-config": t_bad_config,
 }
 
