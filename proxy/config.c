@@ -51,7 +51,7 @@ static const struct setting settings[] = {
      "grace period for open connections on SIGTERM"},
     {"body-cap", "SIDETAP_BODY_CAP", K_SIZE, OFF(body_cap), "64KiB", "captured bytes per body"},
     {"capture-memory", "SIDETAP_CAPTURE_MEMORY", K_SIZE, OFF(capture_memory), "16MiB",
-     "memory for captured data (bodies, headers, queued entries)"},
+     "memory for what the parsers capture (bodies, headers) until an entry is made"},
     {"capture-bodies", "SIDETAP_CAPTURE_BODIES", K_BOOL, OFF(capture_bodies), "true",
      "capture bodies (false: metadata only)"},
     {"redact-headers", "SIDETAP_REDACT_HEADERS", K_LIST, OFF(redact), NULL,

@@ -1,12 +1,16 @@
 /* ship.c - the bounded entry queue and its way to the collector (see ship.h).
  *
- * Queue: a singly linked list of items allocated in each entry's own arena, so queueing
- * costs no malloc of its own. Bounded by entries and bytes; the oldest go first.
+ * Queue: entries are serialized as they are pushed, straight into the text of the
+ * batch they will go in (a chunk: up to SIDETAP_BATCH_ENTRIES / SIDETAP_BATCH_BYTES
+ * entries joined by commas), and their parser memory is freed at once. A queued entry
+ * then costs its ~1.5 KB of JSON instead of ~4 KB of arenas, and holds none of the
+ * capture budget, so a collector that is slow for a moment costs 2.5x fewer drops.
+ * Bounded by entries and bytes; the oldest go first, one by one (a chunk records where
+ * each entry ends).
  * One batch and one registration request can be in flight at once; a batch is never
- * sent before the pod is registered. JSON is made here, in the batch timer:
- * st_entry_json_write() appends each entry's text straight into the batch body, one
- * buffer reused for every batch and handed to libevent by reference, so an entry's JSON
- * is written once and never copied on its way to the socket. */
+ * sent before the pod is registered. A chunk's text is handed to libevent by reference
+ * between the batch's two brackets, so an entry's JSON is written once and never copied
+ * on its way to the socket. */
 #include "ship.h"
 
 #include <errno.h>
@@ -27,12 +31,13 @@
 #define RETRY_MAX_MS 30000u
 #define RETRY_AFTER_MAX_S 300
 
-struct item {
-    struct item *next;
-    struct st_entry *entry;
-    const char *peer_name; /* in the entry's arena */
-    size_t mem;
-    bool outgoing;
+/* Entries waiting to be shipped together: their JSON texts joined by ',' in `text`;
+ * entry i ends at ends[i]. Entries before `first` were dropped. */
+struct chunk {
+    struct chunk *next;
+    struct st_json_buf text;
+    uint32_t *ends;
+    size_t n, first, cap;
 };
 
 enum req_kind { REQ_REGISTER, REQ_ENTRIES };
@@ -40,7 +45,8 @@ enum req_kind { REQ_REGISTER, REQ_ENTRIES };
 struct request {
     struct st_ship *ship;
     enum req_kind kind;
-    struct st_json_buf body;
+    struct st_json_buf body; /* REQ_REGISTER */
+    struct chunk *chunk;     /* REQ_ENTRIES: the entries in flight */
     bool busy;        /* in flight or waiting for a retry */
     bool in_flight;
     unsigned attempt; /* failures in a row */
@@ -53,8 +59,9 @@ struct st_ship {
     const struct st_proxy_config *cfg;
     const struct st_pod *pod;
 
-    struct item *head, *tail;
-    size_t count, bytes;
+    struct chunk *head, *tail; /* the oldest entries are in head */
+    struct chunk *spare;       /* one emptied chunk kept for reuse */
+    size_t count, bytes;       /* entries queued, bytes of their JSON */
     struct event *batch_timer;
     bool batch_armed;
     struct st_json_buf line; /* file mode */
@@ -82,15 +89,63 @@ struct st_ship {
 
 static void pump(struct st_ship *s);
 
+static size_t chunk_start(const struct chunk *c)
+{
+    return c->first == 0 ? 0 : c->ends[c->first - 1] + 1;
+}
+
+static size_t chunk_bytes(const struct chunk *c)
+{
+    return c->n > c->first ? c->ends[c->n - 1] - chunk_start(c) : 0;
+}
+
+static void chunk_free(struct chunk *c)
+{
+    if (c == NULL) return;
+    st_json_buf_free(&c->text);
+    free(c->ends);
+    free(c);
+}
+
+/* An emptied chunk goes back as the spare (its buffers kept), or is freed. */
+static void chunk_recycle(struct st_ship *s, struct chunk *c)
+{
+    c->next = NULL;
+    c->n = c->first = 0;
+    c->text.len = 0;
+    if (s->spare == NULL) s->spare = c;
+    else chunk_free(c);
+}
+
+/* Removes the head chunk from the queue and returns it. */
+static struct chunk *chunk_take(struct st_ship *s)
+{
+    struct chunk *c = s->head;
+    s->head = c->next;
+    if (s->head == NULL) s->tail = NULL;
+    c->next = NULL;
+    s->count -= c->n - c->first;
+    s->bytes -= chunk_bytes(c);
+    return c;
+}
+
+/* Drops the oldest queued entry. */
 static void item_drop(struct st_ship *s, enum st_drop why)
 {
-    struct item *it = s->head;
-    s->head = it->next;
-    if (s->head == NULL) s->tail = NULL;
+    struct chunk *c = s->head;
+    size_t before = chunk_bytes(c);
+    c->first++;
     s->count--;
-    s->bytes -= it->mem;
+    s->bytes -= before - chunk_bytes(c);
     st_metrics.dropped[why]++;
-    st_entry_free(it->entry);
+    if (c->first == c->n) chunk_recycle(s, chunk_take(s));
+}
+
+/* Full by what was written to it, dropped entries included, so that a chunk whose head
+ * keeps being dropped (a queue bound below the batch size) cannot grow without end. */
+static bool chunk_full(const struct st_ship *s, const struct chunk *c)
+{
+    return c->n >= s->cfg->batch_entries || c->text.len >= s->cfg->batch_bytes;
 }
 
 static void timer_after(struct event *ev, unsigned ms)
@@ -103,10 +158,75 @@ static void timer_after(struct event *ev, unsigned ms)
 static void schedule(struct st_ship *s)
 {
     if (s->count == 0) return;
-    bool now = s->flushing || s->count >= s->cfg->batch_entries || s->bytes >= s->cfg->batch_bytes;
+    bool now = s->flushing || s->head != s->tail || chunk_full(s, s->head);
     if (s->batch_armed && !now) return;
     timer_after(s->batch_timer, now ? 0 : s->cfg->batch_ms);
     s->batch_armed = true;
+}
+
+/* Appends the entry's JSON to `b`. -1 when it could not be made (counted). */
+static int serialize(struct st_ship *s, struct st_json_buf *b, const struct st_entry *e, bool outgoing,
+                     const char *peer_name)
+{
+    struct st_identity peer = {.name = peer_name};
+    struct st_json_context ctx = {
+        .outgoing = outgoing,
+        .reporter_node = s->pod->id.node,
+        .src = outgoing ? &s->pod->id : NULL,
+        .dst = outgoing ? (peer_name ? &peer : NULL) : &s->pod->id,
+    };
+    if (st_entry_json_write(b, e, &ctx) < 0) { /* leaves b as it was */
+        st_metrics.dropped[ST_DROP_SERIALIZE]++;
+        return -1;
+    }
+    return 0;
+}
+
+/* The chunk the next entry goes in: the tail, or a new one when the tail is full. */
+static struct chunk *tail_chunk(struct st_ship *s)
+{
+    struct chunk *c = s->tail;
+    if (c != NULL && !chunk_full(s, c)) return c;
+    c = s->spare;
+    if (c != NULL) s->spare = NULL;
+    else if ((c = calloc(1, sizeof(*c))) == NULL) return NULL;
+    if (s->tail) s->tail->next = c;
+    else s->head = c;
+    s->tail = c;
+    return c;
+}
+
+/* Serializes the entry into the queue and frees it; drops the oldest beyond the bounds. */
+static void enqueue(struct st_ship *s, struct st_entry *e, bool outgoing, const char *peer_name)
+{
+    struct chunk *c = tail_chunk(s);
+    if (c != NULL && c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        uint32_t *ends = realloc(c->ends, cap * sizeof(*ends));
+        if (ends != NULL) c->ends = ends, c->cap = cap;
+    }
+    if (c == NULL || c->n == c->cap) { /* out of memory: counted as not serialized */
+        st_metrics.dropped[ST_DROP_SERIALIZE]++;
+        st_entry_free(e);
+        return;
+    }
+    size_t mark = c->text.len, before = chunk_bytes(c);
+    if (c->n > c->first && st_json_buf_append(&c->text, ",", 1) < 0) {
+        st_metrics.dropped[ST_DROP_SERIALIZE]++;
+        st_entry_free(e);
+        return;
+    }
+    int rc = serialize(s, &c->text, e, outgoing, peer_name);
+    st_entry_free(e);
+    if (rc < 0 || c->text.len > UINT32_MAX) {
+        c->text.len = mark;
+        return;
+    }
+    c->ends[c->n++] = (uint32_t)c->text.len;
+    s->count++;
+    s->bytes += chunk_bytes(c) - before;
+    while (s->head != NULL && (s->count > s->cfg->queue_entries || s->bytes > s->cfg->queue_bytes))
+        item_drop(s, ST_DROP_QUEUE_FULL);
 }
 
 void st_ship_push(struct st_ship *s, struct st_entry *e, bool outgoing, const char *peer_name)
@@ -116,65 +236,18 @@ void st_ship_push(struct st_ship *s, struct st_entry *e, bool outgoing, const ch
         st_entry_free(e);
         return;
     }
-    struct item *it = st_arena_alloc(&e->arena, sizeof(*it));
-    if (it == NULL) {
-        st_metrics.dropped[ST_DROP_QUEUE_FULL]++;
+    if (s->file != NULL) {
+        s->line.len = 0;
+        int rc = serialize(s, &s->line, e, outgoing, peer_name);
         st_entry_free(e);
+        if (rc == 0 && st_json_buf_append(&s->line, "\n", 1) == 0)
+            fwrite(s->line.data, 1, s->line.len, s->file);
+        if (!s->batch_armed) timer_after(s->batch_timer, s->cfg->batch_ms); /* flushes the file */
+        s->batch_armed = true;
         return;
     }
-    it->next = NULL;
-    it->entry = e;
-    it->outgoing = outgoing;
-    it->peer_name = peer_name ? st_arena_strdup(&e->arena, peer_name) : NULL;
-    it->mem = st_entry_mem(e);
-    while (s->head != NULL &&
-           (s->count + 1 > s->cfg->queue_entries || s->bytes + it->mem > s->cfg->queue_bytes))
-        item_drop(s, ST_DROP_QUEUE_FULL);
-    if (s->tail) s->tail->next = it;
-    else s->head = it;
-    s->tail = it;
-    s->count++;
-    s->bytes += it->mem;
+    enqueue(s, e, outgoing, peer_name);
     schedule(s);
-}
-
-/* Appends the JSON of the queue head to `b` and frees it. -1 when it could not be made
- * (counted, the entry is gone either way). */
-static int take_head(struct st_ship *s, struct st_json_buf *b)
-{
-    struct item *it = s->head;
-    s->head = it->next;
-    if (s->head == NULL) s->tail = NULL;
-    s->count--;
-    s->bytes -= it->mem;
-
-    struct st_identity peer = {.name = it->peer_name};
-    struct st_json_context ctx = {
-        .outgoing = it->outgoing,
-        .reporter_node = s->pod->id.node,
-        .src = it->outgoing ? &s->pod->id : NULL,
-        .dst = it->outgoing ? (it->peer_name ? &peer : NULL) : &s->pod->id,
-    };
-    int rc = st_entry_json_write(b, it->entry, &ctx); /* leaves b as it was on failure */
-    st_entry_free(it->entry);
-    if (rc < 0) {
-        st_metrics.dropped[ST_DROP_SERIALIZE]++;
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- file mode ---- */
-
-static void write_file(struct st_ship *s)
-{
-    while (s->head != NULL) {
-        s->line.len = 0;
-        if (take_head(s, &s->line) < 0) continue;
-        if (st_json_buf_append(&s->line, "\n", 1) < 0) continue;
-        fwrite(s->line.data, 1, s->line.len, s->file);
-    }
-    fflush(s->file);
 }
 
 /* ---- HTTP ---- */
@@ -191,8 +264,16 @@ static void start(struct st_ship *s, struct request *r, const char *path)
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "User-Agent", "sidetap-proxy/" SIDETAP_VERSION);
     if (s->auth != NULL) evhttp_add_header(h, "Authorization", s->auth);
-    /* By reference: the body buffer stays put until the response (or the retry). */
-    evbuffer_add_reference(evhttp_request_get_output_buffer(req), r->body.data, r->body.len, NULL, NULL);
+    /* By reference: the text stays put until the response (or the retry). */
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    if (r->kind == REQ_ENTRIES) {
+        struct chunk *c = r->chunk;
+        evbuffer_add_reference(out, "{\"entries\":[", 12, NULL, NULL);
+        evbuffer_add_reference(out, c->text.data + chunk_start(c), chunk_bytes(c), NULL, NULL);
+        evbuffer_add_reference(out, "]}", 2, NULL, NULL);
+    } else {
+        evbuffer_add_reference(out, r->body.data, r->body.len, NULL, NULL);
+    }
     if (evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, path) != 0) goto later; /* req is freed */
     r->in_flight = true;
     return;
@@ -216,28 +297,22 @@ static void start_register(struct st_ship *s)
     start(s, r, s->register_path);
 }
 
+/* The oldest chunk becomes the batch in flight. */
 static void start_batch(struct st_ship *s)
 {
     struct request *r = &s->batch;
-    r->body.len = 0;
-    r->n_entries = 0;
-    if (st_json_buf_append(&r->body, "{\"entries\":[", 12) < 0) return;
-    while (s->head != NULL && r->n_entries < s->cfg->batch_entries && r->body.len < s->cfg->batch_bytes) {
-        size_t mark = r->body.len;
-        if (r->n_entries > 0 && st_json_buf_append(&r->body, ",", 1) < 0) break;
-        if (take_head(s, &r->body) < 0) {
-            r->body.len = mark;
-            continue;
-        }
-        r->n_entries++;
-    }
-    if (r->n_entries == 0) return;
-    if (st_json_buf_append(&r->body, "]}", 2) < 0) {
-        st_metrics.dropped[ST_DROP_SERIALIZE] += r->n_entries;
-        r->n_entries = 0;
-        return;
-    }
+    if (r->chunk != NULL) chunk_recycle(s, r->chunk);
+    r->chunk = chunk_take(s);
+    r->n_entries = r->chunk->n - r->chunk->first;
     start(s, r, s->entries_path);
+}
+
+/* The batch in flight is done with (shipped or rejected). */
+static void batch_done(struct st_ship *s, struct request *r)
+{
+    r->n_entries = 0;
+    if (r->chunk != NULL) chunk_recycle(s, r->chunk);
+    r->chunk = NULL;
 }
 
 static unsigned backoff_ms(unsigned attempt, long retry_after_s)
@@ -312,7 +387,7 @@ static void finished(struct st_ship *s, struct request *r, int status, long retr
         set_up(s, true, NULL);
         r->busy = false;
         r->attempt = 0;
-        r->n_entries = 0;
+        batch_done(s, r);
         pump(s);
         return;
     }
@@ -334,7 +409,7 @@ static void finished(struct st_ship *s, struct request *r, int status, long retr
     set_up(s, true, NULL);
     r->busy = false;
     r->attempt = 0;
-    r->n_entries = 0;
+    batch_done(s, r);
     pump(s);
 }
 
@@ -397,7 +472,7 @@ static void on_trim_timer(evutil_socket_t fd, short what, void *arg)
 static void pump(struct st_ship *s)
 {
     if (s->file != NULL) {
-        write_file(s);
+        fflush(s->file);
     } else if (s->conn != NULL) {
         if (!s->registered) start_register(s);
         else if (!s->batch.busy && s->head != NULL) start_batch(s);
@@ -421,7 +496,7 @@ static void on_flush_deadline(evutil_socket_t fd, short what, void *arg)
     struct st_ship *s = arg;
     while (s->head != NULL) item_drop(s, ST_DROP_SHUTDOWN);
     if (s->batch.busy) st_metrics.dropped[ST_DROP_SHUTDOWN] += s->batch.n_entries;
-    s->batch.n_entries = 0;
+    s->batch.n_entries = 0; /* its text stays: a request in flight still points at it */
     if (s->done) {
         void (*done)(void *) = s->done;
         s->done = NULL;
@@ -558,6 +633,8 @@ void st_ship_free(struct st_ship *s)
     if (s == NULL) return;
     while (s->head != NULL) item_drop(s, ST_DROP_SHUTDOWN);
     if (s->conn) evhttp_connection_free(s->conn); /* pending requests go with it */
+    batch_done(s, &s->batch);
+    chunk_free(s->spare);
     if (s->dns) evdns_base_free(s->dns, 0);
     request_free(&s->reg);
     request_free(&s->batch);

@@ -1,8 +1,8 @@
 /* ship.h - entries to the collector, batched, off the data path.
  *
- * st_ship_push() only links the entry into a bounded queue (oldest dropped when full).
- * A batch timer serializes up to SIDETAP_BATCH_ENTRIES entries into one reused buffer
- * and POSTs {"entries":[...]} to $SIDETAP_COLLECTOR_URL/api/v1/entries over one
+ * st_ship_push() serializes the entry into a bounded queue of JSON text (oldest dropped
+ * when full) and frees it. A batch timer POSTs up to SIDETAP_BATCH_ENTRIES of them as
+ * {"entries":[...]} to $SIDETAP_COLLECTOR_URL/api/v1/entries over one
  * keep-alive connection driven by the same event loop (libevent's HTTP client: libcurl
  * would triple the idle memory), after the pod has registered itself
  * (POST /api/v1/register, repeated every SIDETAP_REGISTER_INTERVAL). Failures are
@@ -28,8 +28,8 @@ struct st_ship *st_ship_new(struct event_base *base, const struct st_proxy_confi
                             const struct st_pod *pod);
 void st_ship_free(struct st_ship *ship);
 
-/* Queues an entry (takes ownership). `peer_name` (may be NULL) is the host name of the
- * server for outgoing entries; it is copied. */
+/* Queues an entry's JSON and frees the entry (takes ownership). `peer_name` (may be NULL)
+ * is the host name of the server for outgoing entries. */
 void st_ship_push(struct st_ship *ship, struct st_entry *entry, bool outgoing, const char *peer_name);
 
 /* Sends everything queued without waiting for batch timers; calls `done(arg)` once the

@@ -346,16 +346,19 @@ def t_collector_down(env):
     env.servers("http:8080")
     p = env.proxy(env={"SIDETAP_QUEUE_ENTRIES": "3"})
     for i in range(8):
-        status, _, body = http_get(POD_IP, 8080, "/blob?size=5000")
-        eq((status, body == blob(5000)), (200, True), "request %d through the proxy" % i)
+        status, _, body = http_get(POD_IP, 8080, "/blob?size=%d" % (5000 + i))
+        eq((status, body == blob(5000 + i)), (200, True), "request %d through the proxy" % i)
     m = wait_for(lambda: (lambda m: m["sidetap_registration_failures_total"] >= 1 and m)(metrics()), 10,
                  "a failed registration")
     eq(m["sidetap_collector_up"], 0, "collector_up while down")
     eq(m['sidetap_entries_dropped_total{reason="queue_full"}'], 5, "drops counted")
     eq(m["sidetap_ship_queue_entries"], 3, "queue depth bounded")
+    # queued as JSON: 3 entries with ~5 KB bodies each, their text only
+    check(3 * 5000 < m["sidetap_ship_queue_bytes"] < 3 * 12000, "queue bytes: %r" % m["sidetap_ship_queue_bytes"])
     _, sink = env.sink()
     es = wait_for(lambda: len(entries_of(sink)) >= 3 and entries_of(sink), 15, "queued entries after recovery")
     eq(len(es), 3, "the 3 newest entries arrive")
+    eq([e["response"]["body"]["size"] for e in es], [5005, 5006, 5007], "the newest 3, in order")
     check("register" in read_lines(sink)[0], "registration before entries")
     eq(metrics()["sidetap_collector_up"], 1, "collector_up after recovery")
     eq(env.stop(p), 0, "exit code")
