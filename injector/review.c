@@ -45,6 +45,8 @@ struct pod_opts {
     char exclude_cidrs[2048];
     int capture_bodies;          /* -1: config default */
     int native;                  /* -1: config default */
+    /* The proxy's limits, as the decimal text of its environment variable; "" = default */
+    char body_cap[24], capture_memory[24], max_connections[24], threads[8];
 };
 
 /* Cuts s at the first byte that does not continue valid UTF-8, so a message truncated by
@@ -336,6 +338,49 @@ static int parse_bool(const char *v, int *out)
     return 0;
 }
 
+/* A byte size as Kubernetes spells quantities: "65536", "64Ki", "16Mi", "1Gi" (binary
+ * suffixes only: "64k" would be 64,000 for Kubernetes and 65,536 for many people). The
+ * proxy gets the byte count. */
+static int parse_bytes(const char *v, unsigned long long min, unsigned long long max, char *out,
+                       size_t outlen, char *why, size_t whylen)
+{
+    unsigned long long n = 0;
+    const char *p = v;
+    if (*p < '0' || *p > '9') goto bad;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (max - (unsigned)(*p - '0')) / 10) goto range;
+        n = n * 10 + (unsigned)(*p - '0');
+    }
+    unsigned shift = strcmp(p, "Ki") == 0 ? 10 : strcmp(p, "Mi") == 0 ? 20 : strcmp(p, "Gi") == 0 ? 30 : 0;
+    if (shift == 0 && *p) goto bad;
+    if (n > max >> shift) goto range;
+    n <<= shift;
+    if (n < min) goto range;
+    snprintf(out, outlen, "%llu", n);
+    return 0;
+bad:
+    fmt(why, whylen, "is not a size: use bytes or a Ki/Mi/Gi quantity like \"64Ki\"");
+    return -1;
+range:
+    fmt(why, whylen, "must be from %llu to %llu bytes", min, max);
+    return -1;
+}
+
+/* A whole number from min to max, for the proxy's counts. */
+static int parse_count(const char *v, unsigned long min, unsigned long max, char *out, size_t outlen,
+                       char *why, size_t whylen)
+{
+    unsigned long n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9' && n <= max; p++) n = n * 10 + (unsigned long)(*p - '0');
+    if (p == v || *p || n < min || n > max) {
+        fmt(why, whylen, "must be a whole number from %lu to %lu", min, max);
+        return -1;
+    }
+    snprintf(out, outlen, "%lu", n);
+    return 0;
+}
+
 /* Reads every sidetap.io/ setting annotation. On a bad value writes the whole user-facing
  * message (naming the annotation) into why and returns -1. */
 static int read_pod_opts(json_t *pod, struct pod_opts *o, char *why, size_t whylen)
@@ -348,6 +393,8 @@ static int read_pod_opts(json_t *pod, struct pod_opts *o, char *why, size_t whyl
         "sidetap.io/include-inbound-ports", "sidetap.io/exclude-inbound-ports",
         "sidetap.io/exclude-outbound-ports", "sidetap.io/exclude-outbound-cidrs",
         "sidetap.io/capture-bodies", "sidetap.io/native-sidecar",
+        "sidetap.io/body-cap", "sidetap.io/capture-memory", "sidetap.io/max-connections",
+        "sidetap.io/proxy-threads",
     };
     json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -376,6 +423,16 @@ static int read_pod_opts(json_t *pod, struct pod_opts *o, char *why, size_t whyl
         } else if (i == 4 || i == 5) {
             rc = parse_bool(v, i == 4 ? &o->capture_bodies : &o->native);
             if (rc) fmt(reason, sizeof reason, "must be \"true\" or \"false\"");
+        } else if (i == 6) { /* bytes kept per body: 0 = metadata only */
+            rc = parse_bytes(v, 0, 64ull << 20, o->body_cap, sizeof o->body_cap, reason, sizeof reason);
+        } else if (i == 7) {
+            rc = parse_bytes(v, 64ull << 10, 1ull << 30, o->capture_memory, sizeof o->capture_memory,
+                             reason, sizeof reason);
+        } else if (i == 8) { /* parsed connections at once; more are relayed unparsed */
+            rc = parse_count(v, 0, 1000000, o->max_connections, sizeof o->max_connections, reason,
+                             sizeof reason);
+        } else if (i == 9) {
+            rc = parse_count(v, 1, 64, o->threads, sizeof o->threads, reason, sizeof reason);
         }
         if (rc) {
             if (v && strlen(v) <= 60 && strlen(v) == json_string_length(jv))
@@ -710,7 +767,12 @@ static json_t *proxy_container(const struct st_inject_config *cfg, const struct 
     else if (cfg->token && cfg->token[0])
         json_array_append_new(env, value_env("SIDETAP_TOKEN", cfg->token));
     json_array_append_new(env, value_env("SIDETAP_CAPTURE_BODIES", bodies ? "true" : "false"));
-    json_array_append_new(env, value_env("SIDETAP_BODY_CAP", cap));
+    json_array_append_new(env, value_env("SIDETAP_BODY_CAP", o->body_cap[0] ? o->body_cap : cap));
+    if (o->capture_memory[0])
+        json_array_append_new(env, value_env("SIDETAP_CAPTURE_MEMORY", o->capture_memory));
+    if (o->max_connections[0])
+        json_array_append_new(env, value_env("SIDETAP_MAX_CONNECTIONS", o->max_connections));
+    if (o->threads[0]) json_array_append_new(env, value_env("SIDETAP_THREADS", o->threads));
 
     json_t *c = json_pack(
         "{s:s, s:s, s:s, s:[s], s:o, s:[{s:s, s:s, s:b}], s:o, s:{s:{s:s, s:s}, s:{s:s, s:s}}, "

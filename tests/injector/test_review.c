@@ -243,6 +243,33 @@ static void decision_table(void)
     EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/native-sidecar\":\"1\"}}}",
            &NS_LABELLED, false,
            "annotation sidetap.io/native-sidecar=\"1\" must be \"true\" or \"false\"; not injected");
+    EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/body-cap\":\"64k\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/body-cap=\"64k\" is not a size: use bytes or a Ki/Mi/Gi quantity "
+           "like \"64Ki\"; not injected");
+    EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/body-cap\":\"65Mi\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/body-cap=\"65Mi\" must be from 0 to 67108864 bytes; not injected");
+    EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/capture-memory\":\"1Ki\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/capture-memory=\"1Ki\" must be from 65536 to 1073741824 bytes; "
+           "not injected");
+    EXPECT("shop",
+           "{\"metadata\":{\"annotations\":{\"sidetap.io/capture-memory\":\"99999999999999999999999\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/capture-memory=\"99999999999999999999999\" must be from 65536 to "
+           "1073741824 bytes; not injected");
+    EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/max-connections\":\"-1\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/max-connections=\"-1\" must be a whole number from 0 to 1000000; "
+           "not injected");
+    EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/proxy-threads\":\"0\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/proxy-threads=\"0\" must be a whole number from 1 to 64; not injected");
+    EXPECT("shop", "{\"metadata\":{\"annotations\":{\"sidetap.io/proxy-threads\":\"99999999999999999999\"}}}",
+           &NS_LABELLED, false,
+           "annotation sidetap.io/proxy-threads=\"99999999999999999999\" must be a whole number from "
+           "1 to 64; not injected");
     /* Pod Security: baseline and restricted reject NET_ADMIN. */
     struct st_ns_info restricted = {.known = true, .inject_enabled = true};
     snprintf(restricted.psa_enforce, sizeof restricted.psa_enforce, "restricted");
@@ -358,7 +385,9 @@ static void annotations_normalized(void)
         "\"sidetap.io/exclude-inbound-ports\":\"15020\","
         "\"sidetap.io/exclude-outbound-ports\":\"5432, 6379\","
         "\"sidetap.io/exclude-outbound-cidrs\":\"169.254.169.254, 10.0.0.0/8 ,2001:db8::/32,::1\","
-        "\"sidetap.io/capture-bodies\":\"false\"}}}");
+        "\"sidetap.io/capture-bodies\":\"false\","
+        "\"sidetap.io/body-cap\":\"16Ki\",\"sidetap.io/capture-memory\":\"32Mi\","
+        "\"sidetap.io/max-connections\":\"500\",\"sidetap.io/proxy-threads\":\"2\"}}}");
     run_review(t, &NS_LABELLED, &o);
     CHECK(o.patched);
     CHECK_STR(init_args_of(o.patch, args, sizeof args),
@@ -367,7 +396,20 @@ static void annotations_normalized(void)
               "--exclude-inbound-ports 15020 --exclude-outbound-ports 5432,6379 "
               "--exclude-outbound-cidrs 169.254.169.254/32,10.0.0.0/8,2001:db8::/32,::1/128");
     CHECK_STR(env_value(o.patch, "SIDETAP_CAPTURE_BODIES"), "false");
+    CHECK_STR(env_value(o.patch, "SIDETAP_BODY_CAP"), "16384");
+    CHECK_STR(env_value(o.patch, "SIDETAP_CAPTURE_MEMORY"), "33554432");
+    CHECK_STR(env_value(o.patch, "SIDETAP_MAX_CONNECTIONS"), "500");
+    CHECK_STR(env_value(o.patch, "SIDETAP_THREADS"), "2");
+    json_decref(o.patch);
+    free(t);
+    /* without the annotations: the injector's body cap, the proxy's own defaults */
+    t = make_review("shop", NULL);
+    run_review(t, &NS_LABELLED, &o);
+    CHECK(o.patched);
     CHECK_STR(env_value(o.patch, "SIDETAP_BODY_CAP"), "4096");
+    CHECK(env_value(o.patch, "SIDETAP_CAPTURE_MEMORY") == NULL);
+    CHECK(env_value(o.patch, "SIDETAP_MAX_CONNECTIONS") == NULL);
+    CHECK(env_value(o.patch, "SIDETAP_THREADS") == NULL);
     json_decref(o.patch);
     free(t);
 }
