@@ -63,7 +63,7 @@ struct st_ship {
     struct chunk *spare;       /* one emptied chunk kept for reuse */
     size_t count, bytes;       /* entries queued, bytes of their JSON */
     struct event *batch_timer;
-    bool batch_armed;
+    bool batch_armed, batch_now; /* batch_timer pending; with 0 ms */
     struct st_json_buf line; /* file mode */
     FILE *file;
 
@@ -154,14 +154,19 @@ static void timer_after(struct event *ev, unsigned ms)
     evtimer_add(ev, &tv);
 }
 
-/* Arms the batch timer: at once when a batch is full (or on stop), else after batch_ms. */
+/* Arms the batch timer: at once when a batch is full (or on stop), else after batch_ms.
+ * Not while a batch is in flight or waiting for its retry (its answer or its retry pumps
+ * the next one), nor before the pod is registered (the registration's answer does):
+ * arming it then re-armed a 0 ms timer at every loop turn, a core spinning for as long
+ * as the collector was slow or down with a batch's worth of entries queued. */
 static void schedule(struct st_ship *s)
 {
-    if (s->count == 0) return;
+    if (s->count == 0 || s->batch.busy || !s->registered) return;
     bool now = s->flushing || s->head != s->tail || chunk_full(s, s->head);
-    if (s->batch_armed && !now) return;
+    if (s->batch_armed && (s->batch_now || !now)) return;
     timer_after(s->batch_timer, now ? 0 : s->cfg->batch_ms);
     s->batch_armed = true;
+    s->batch_now = now;
 }
 
 /* Appends the entry's JSON to `b`. -1 when it could not be made (counted). */
@@ -486,7 +491,7 @@ static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct st_ship *s = arg;
-    s->batch_armed = false;
+    s->batch_armed = s->batch_now = false;
     pump(s);
 }
 

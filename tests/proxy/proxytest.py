@@ -163,6 +163,13 @@ def admin_get(path):
         return 0, ""
 
 
+def proc_cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def metrics():
     status, text = admin_get("/metrics")
     eq(status, 200, "/metrics status")
@@ -344,7 +351,9 @@ def t_collector_down(env):
     """No collector listening: traffic is unaffected, the queue stays bounded and drops
     are counted; when the collector comes up the queued entries arrive."""
     env.servers("http:8080")
-    p = env.proxy(env={"SIDETAP_QUEUE_ENTRIES": "3"})
+    # batches of 2: the 3 queued entries fill more than a batch, which once made the
+    # batch timer re-arm at every loop turn while the collector was down (a core spinning)
+    p = env.proxy(env={"SIDETAP_QUEUE_ENTRIES": "3", "SIDETAP_BATCH_ENTRIES": "2"})
     for i in range(8):
         status, _, body = http_get(POD_IP, 8080, "/blob?size=%d" % (5000 + i))
         eq((status, body == blob(5000 + i)), (200, True), "request %d through the proxy" % i)
@@ -353,6 +362,10 @@ def t_collector_down(env):
     eq(m["sidetap_collector_up"], 0, "collector_up while down")
     eq(m['sidetap_entries_dropped_total{reason="queue_full"}'], 5, "drops counted")
     eq(m["sidetap_ship_queue_entries"], 3, "queue depth bounded")
+    cpu0 = proc_cpu_seconds(p.pid)
+    time.sleep(1.5)
+    spent = proc_cpu_seconds(p.pid) - cpu0
+    check(spent < 0.3, "the proxy idles while the collector is down: %.2f s of CPU in 1.5 s" % spent)
     # queued as JSON: 3 entries with ~5 KB bodies each, their text only
     check(3 * 5000 < m["sidetap_ship_queue_bytes"] < 3 * 12000, "queue bytes: %r" % m["sidetap_ship_queue_bytes"])
     _, sink = env.sink()
