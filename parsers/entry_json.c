@@ -407,7 +407,9 @@ static void put_str(struct st_json_buf *b, const char *s, size_t len, enum esc m
 }
 
 /* `,"key":` (the comma unless first) for keys that need no escaping. */
-static void put_key(struct st_json_buf *b, const char *key, bool *first)
+/* Inlined so that the length of a literal key is known when compiling (no strlen). */
+static inline __attribute__((always_inline)) void put_key(struct st_json_buf *b, const char *key,
+                                                          bool *first)
 {
     size_t n = strlen(key);
     char *o = need(b, n + 4);
@@ -424,14 +426,16 @@ static void put_key(struct st_json_buf *b, const char *key, bool *first)
 }
 
 /* A C string field, left out when NULL. */
-static void put_str_field(struct st_json_buf *b, const char *key, const char *value, bool *first)
+static inline __attribute__((always_inline)) void put_str_field(struct st_json_buf *b, const char *key,
+                                                                const char *value, bool *first)
 {
     if (value == NULL) return;
     put_key(b, key, first);
     put_str(b, value, strlen(value), ESC_BYTES);
 }
 
-static void put_u64_field(struct st_json_buf *b, const char *key, uint64_t v, bool *first)
+static inline __attribute__((always_inline)) void put_u64_field(struct st_json_buf *b, const char *key,
+                                                                uint64_t v, bool *first)
 {
     put_key(b, key, first);
     put_u64(b, v);
