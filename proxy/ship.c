@@ -7,8 +7,10 @@
  * capture budget, so a collector that is slow for a moment costs 2.5x fewer drops.
  * Bounded by entries and bytes; the oldest go first, one by one (a chunk records where
  * each entry ends).
- * One batch and one registration request can be in flight at once; a batch is never
- * sent before the pod is registered. A chunk's text is handed to libevent by reference
+ * Up to BATCH_SLOTS batches are in flight at once, each on its own keep-alive
+ * connection, so the collector's round trip does not cap the entries shipped per second
+ * (one slot shipped at most a batch per round trip and fell behind a busy pod); a
+ * batch is never sent before the pod is registered. A chunk's text is handed to libevent by reference
  * between the batch's two brackets, so an entry's JSON is written once and never copied
  * on its way to the socket. */
 #include "ship.h"
@@ -29,6 +31,7 @@
 #include "entry_json.h"
 
 #define RETRY_MAX_MS 30000u
+#define BATCH_SLOTS 2
 #define RETRY_AFTER_MAX_S 300
 
 /* Entries waiting to be shipped together: their JSON texts joined by ',' in `text`;
@@ -47,6 +50,7 @@ struct request {
     enum req_kind kind;
     struct st_json_buf body; /* REQ_REGISTER */
     struct chunk *chunk;     /* REQ_ENTRIES: the entries in flight */
+    struct evhttp_connection *conn;
     bool busy;        /* in flight or waiting for a retry */
     bool in_flight;
     unsigned attempt; /* failures in a row */
@@ -67,12 +71,13 @@ struct st_ship {
     struct st_json_buf line; /* file mode */
     FILE *file;
 
-    /* The collector: one keep-alive HTTP/1.1 connection (libevent's evhttp client, with
-     * evdns for a Service name). NULL without a collector. */
+    /* The collector: keep-alive HTTP/1.1 connections (libevent's evhttp client, with
+     * evdns for a Service name), one per batch slot; the registration uses the first.
+     * conn is NULL without a collector. */
     struct evdns_base *dns;
-    struct evhttp_connection *conn;
+    struct evhttp_connection *conn, *conns[BATCH_SLOTS];
     char *host_header, *auth, *entries_path, *register_path;
-    struct request reg, batch;
+    struct request reg, batch[BATCH_SLOTS];
     struct event *reregister_timer;
     bool registered;
     int up; /* collector_up gauge */
@@ -154,6 +159,21 @@ static void timer_after(struct event *ev, unsigned ms)
     evtimer_add(ev, &tv);
 }
 
+/* A batch slot with nothing in flight or waiting for a retry, or NULL. */
+static struct request *free_slot(struct st_ship *s)
+{
+    for (int i = 0; i < BATCH_SLOTS; i++)
+        if (!s->batch[i].busy) return &s->batch[i];
+    return NULL;
+}
+
+static bool any_busy(const struct st_ship *s)
+{
+    for (int i = 0; i < BATCH_SLOTS; i++)
+        if (s->batch[i].busy) return true;
+    return false;
+}
+
 /* Arms the batch timer: at once when a batch is full (or on stop), else after batch_ms.
  * Not while a batch is in flight or waiting for its retry (its answer or its retry pumps
  * the next one), nor before the pod is registered (the registration's answer does):
@@ -161,7 +181,7 @@ static void timer_after(struct event *ev, unsigned ms)
  * as the collector was slow or down with a batch's worth of entries queued. */
 static void schedule(struct st_ship *s)
 {
-    if (s->count == 0 || s->batch.busy || !s->registered) return;
+    if (s->count == 0 || !s->registered || free_slot(s) == NULL) return;
     bool now = s->flushing || s->head != s->tail || chunk_full(s, s->head);
     if (s->batch_armed && (s->batch_now || !now)) return;
     timer_after(s->batch_timer, now ? 0 : s->cfg->batch_ms);
@@ -279,7 +299,7 @@ static void start(struct st_ship *s, struct request *r, const char *path)
     } else {
         evbuffer_add_reference(out, r->body.data, r->body.len, NULL, NULL);
     }
-    if (evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, path) != 0) goto later; /* req is freed */
+    if (evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, path) != 0) goto later; /* req is freed */
     r->in_flight = true;
     return;
 later:
@@ -302,10 +322,9 @@ static void start_register(struct st_ship *s)
     start(s, r, s->register_path);
 }
 
-/* The oldest chunk becomes the batch in flight. */
-static void start_batch(struct st_ship *s)
+/* The oldest chunk becomes the batch in flight in slot r. */
+static void start_batch(struct st_ship *s, struct request *r)
 {
-    struct request *r = &s->batch;
     if (r->chunk != NULL) chunk_recycle(s, r->chunk);
     r->chunk = chunk_take(s);
     r->n_entries = r->chunk->n - r->chunk->first;
@@ -346,7 +365,7 @@ static void set_up(struct st_ship *s, bool up, const char *why)
 static void check_done(struct st_ship *s)
 {
     if (!s->flushing || s->done == NULL) return;
-    if (s->count > 0 || s->batch.busy) return;
+    if (s->count > 0 || any_busy(s)) return;
     void (*done)(void *) = s->done;
     s->done = NULL;
     evtimer_del(s->flush_deadline);
@@ -480,8 +499,14 @@ static void pump(struct st_ship *s)
         fflush(s->file);
     } else if (s->conn != NULL) {
         if (!s->registered) start_register(s);
-        else if (!s->batch.busy && s->head != NULL) start_batch(s);
-        if (s->head != NULL && !s->batch.busy) schedule(s);
+        else {
+            /* a slot takes a full chunk at once, a partial one only when all were idle */
+            struct request *r;
+            while (s->head != NULL && (r = free_slot(s)) != NULL &&
+                   (s->head != s->tail || chunk_full(s, s->head) || s->flushing || !any_busy(s)))
+                start_batch(s, r);
+        }
+        if (s->head != NULL) schedule(s);
     }
     maybe_trim(s);
     check_done(s);
@@ -500,8 +525,10 @@ static void on_flush_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct st_ship *s = arg;
     while (s->head != NULL) item_drop(s, ST_DROP_SHUTDOWN);
-    if (s->batch.busy) st_metrics.dropped[ST_DROP_SHUTDOWN] += s->batch.n_entries;
-    s->batch.n_entries = 0; /* its text stays: a request in flight still points at it */
+    for (int i = 0; i < BATCH_SLOTS; i++) {
+        if (s->batch[i].busy) st_metrics.dropped[ST_DROP_SHUTDOWN] += s->batch[i].n_entries;
+        s->batch[i].n_entries = 0; /* its text stays: a request in flight still points at it */
+    }
     if (s->done) {
         void (*done)(void *) = s->done;
         s->done = NULL;
@@ -516,8 +543,9 @@ void st_ship_flush(struct st_ship *s, unsigned max_ms, void (*done)(void *arg), 
     s->done_arg = arg;
     timer_after(s->flush_deadline, max_ms);
     /* A batch or registration waiting for its backoff goes now. */
-    struct request *rs[2] = {&s->reg, &s->batch};
-    for (int i = 0; i < 2; i++) {
+    struct request *rs[1 + BATCH_SLOTS] = {&s->reg};
+    for (int i = 0; i < BATCH_SLOTS; i++) rs[1 + i] = &s->batch[i];
+    for (int i = 0; i < 1 + BATCH_SLOTS; i++) {
         if (rs[i]->busy && !rs[i]->in_flight && evtimer_pending(rs[i]->retry_timer, NULL)) {
             evtimer_del(rs[i]->retry_timer);
             on_retry(-1, 0, rs[i]);
@@ -568,13 +596,20 @@ static int parse_collector(struct st_ship *s, const char *url)
     /* evdns resolves a Service name without blocking the loop; a literal needs none. */
     s->dns = evdns_base_new(s->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (s->dns != NULL) evdns_base_set_option(s->dns, "randomize-case:", "0");
-    s->conn = evhttp_connection_base_new(s->base, s->dns, host, (unsigned short)(port > 0 ? port : 80));
+    for (int i = 0; i < BATCH_SLOTS; i++) {
+        struct evhttp_connection *c =
+            evhttp_connection_base_new(s->base, s->dns, host, (unsigned short)(port > 0 ? port : 80));
+        if (c == NULL) break;
+        evhttp_connection_set_timeout(c, 10);
+        evhttp_connection_set_max_body_size(c, 1 << 20);
+        evhttp_connection_set_max_headers_size(c, 64 << 10);
+        evhttp_connection_set_retries(c, 0);
+        s->conns[i] = s->batch[i].conn = c;
+    }
     evhttp_uri_free(u);
-    if (s->conn == NULL) return -1;
-    evhttp_connection_set_timeout(s->conn, 10);
-    evhttp_connection_set_max_body_size(s->conn, 1 << 20);
-    evhttp_connection_set_max_headers_size(s->conn, 64 << 10);
-    evhttp_connection_set_retries(s->conn, 0);
+    s->conn = s->reg.conn = s->conns[0];
+    for (int i = 0; i < BATCH_SLOTS; i++)
+        if (s->conns[i] == NULL) return -1;
     return 0;
 }
 
@@ -605,7 +640,9 @@ struct st_ship *st_ship_new(struct event_base *base, const struct st_proxy_confi
     s->reregister_timer = evtimer_new(base, on_reregister, s);
     s->trim_timer = evtimer_new(base, on_trim_timer, s);
     if (!s->batch_timer || !s->flush_deadline || !s->reregister_timer || !s->trim_timer) goto oom;
-    if (request_init(s, &s->reg, REQ_REGISTER) < 0 || request_init(s, &s->batch, REQ_ENTRIES) < 0) goto oom;
+    if (request_init(s, &s->reg, REQ_REGISTER) < 0) goto oom;
+    for (int i = 0; i < BATCH_SLOTS; i++)
+        if (request_init(s, &s->batch[i], REQ_ENTRIES) < 0) goto oom;
 
     if (cfg->collector_url != NULL) {
         if (parse_collector(s, cfg->collector_url) < 0) goto fail;
@@ -637,12 +674,13 @@ void st_ship_free(struct st_ship *s)
 {
     if (s == NULL) return;
     while (s->head != NULL) item_drop(s, ST_DROP_SHUTDOWN);
-    if (s->conn) evhttp_connection_free(s->conn); /* pending requests go with it */
-    batch_done(s, &s->batch);
+    for (int i = 0; i < BATCH_SLOTS; i++) /* pending requests go with them */
+        if (s->conns[i]) evhttp_connection_free(s->conns[i]);
+    for (int i = 0; i < BATCH_SLOTS; i++) batch_done(s, &s->batch[i]);
     chunk_free(s->spare);
     if (s->dns) evdns_base_free(s->dns, 0);
     request_free(&s->reg);
-    request_free(&s->batch);
+    for (int i = 0; i < BATCH_SLOTS; i++) request_free(&s->batch[i]);
     if (s->reregister_timer) event_free(s->reregister_timer);
     if (s->batch_timer) event_free(s->batch_timer);
     if (s->trim_timer) event_free(s->trim_timer);

@@ -16,6 +16,8 @@ GET  /stats             {"entries": N, "registers": N, "requests": N, "rejected"
 --mode down-after N
                  accept the first N entry batches, then answer 503 like --mode 503.
 --mode 400       answer entry batches with 400 (registrations still succeed).
+--delay-ms MS    answer each entry batch MS milliseconds late (a slow collector); /stats
+                 then shows "inflightMax", the most entry batches in flight at once.
 --ready FILE     touched once the port is listening (tests wait for it).
 
 Stdlib only; one thread per request; lines are written and flushed under a lock, so
@@ -30,7 +32,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
-STATS = {"entries": 0, "registers": 0, "requests": 0, "rejected": 0, "batches": 0}
+STATS = {"entries": 0, "registers": 0, "requests": 0, "rejected": 0, "batches": 0,
+         "inflight": 0, "inflightMax": 0}
 
 
 def make_handler(args, out):
@@ -90,6 +93,13 @@ def make_handler(args, out):
                 entries = doc.get("entries")
                 if not isinstance(entries, list):
                     return self.reply(400, {"error": "entries must be a list"})
+                if args.delay_ms:
+                    with LOCK:
+                        STATS["inflight"] += 1
+                        STATS["inflightMax"] = max(STATS["inflightMax"], STATS["inflight"])
+                    __import__("time").sleep(args.delay_ms / 1000.0)
+                    with LOCK:
+                        STATS["inflight"] -= 1
                 with LOCK:
                     STATS["batches"] += 1
                     STATS["entries"] += len(entries)
@@ -110,6 +120,7 @@ def main():
     p.add_argument("--mode", default="ok", choices=["ok", "503", "down-after", "400"])
     p.add_argument("n", nargs="?", type=int, default=0, help="batches accepted with --mode down-after")
     p.add_argument("--retry-after", type=int, default=1)
+    p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--ready")
     args = p.parse_args()
     host, _, port = args.listen.rpartition(":")

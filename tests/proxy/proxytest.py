@@ -268,7 +268,9 @@ def t_relay_http(env):
     else:
         eq(e["protocol"]["name"], "tcp", "protocol (no HTTP/1 parser yet)")
 
-    m = metrics()
+    # the sink writes a batch before it answers: wait until the proxy has the answer
+    m = wait_for(lambda: (lambda m: m["sidetap_batches_sent_total"] >= 1 and m)(metrics()), 10,
+                 "the proxy counts a batch as sent")
     eq(m['sidetap_connections_total{direction="outbound"}'], 4, "outbound connections")
     check(m['sidetap_bytes_total{direction="outbound",flow="to_client"}'] > (5 << 20), "bytes to client counted")
     check(m['sidetap_bytes_total{direction="outbound",flow="to_server"}'] > (2 << 20), "bytes to server counted")
@@ -376,6 +378,25 @@ def t_collector_down(env):
     eq(metrics()["sidetap_collector_up"], 1, "collector_up after recovery")
     eq(env.stop(p), 0, "exit code")
 
+
+def t_collector_slow(env):
+    """A slow collector: two batches go at once (one per connection), none is lost or
+    shipped twice."""
+    env.servers("http:8080")
+    _, sink = env.sink("--delay-ms", "400")
+    p = env.proxy(env={"SIDETAP_BATCH_ENTRIES": "2"})
+    wait_for(lambda: read_lines(sink), 10, "registration")
+    for i in range(8):
+        eq(http_get(POD_IP, 8080, "/blob?size=%d" % (100 + i))[0], 200, "request %d" % i)
+    got = wait_for(lambda: len(entries_of(sink)) >= 8 and entries_of(sink), 20, "8 entries")
+    eq(sorted(e["response"]["body"]["size"] for e in got), list(range(100, 108)), "each entry once")
+    c = http.client.HTTPConnection("127.0.0.1", SINK_PORT, timeout=10)
+    c.request("GET", "/stats")
+    stats = json.loads(c.getresponse().read())
+    c.close()
+    eq(stats["inflightMax"], 2, "two batches in flight at once")
+    wait_for(lambda: metrics()["sidetap_entries_shipped_total"] == 8, 10, "8 entries counted as shipped")
+    eq(env.stop(p), 0, "exit code")
 
 def t_collector_503(env):
     """503 + Retry-After: the batch is retried, not lost; 400: dropped and counted."""
@@ -897,6 +918,7 @@ SCENARIOS = {
     "slow-peers": t_slow_peers,
     "timeouts": t_timeouts,
     "threads": t_threads,
+    "collector-slow": t_collector_slow,
     "bad-config": t_bad_config,
 }
 
