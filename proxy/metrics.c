@@ -10,9 +10,30 @@ __thread struct st_metrics st_metrics;
 
 static struct st_metrics *threads[ST_METRICS_THREADS_MAX];
 static unsigned n_threads;
+static struct st_metrics retired; /* counts of threads that have ended */
 static pthread_mutex_t threads_mu = PTHREAD_MUTEX_INITIALIZER;
 
 _Static_assert(sizeof(struct st_metrics) % sizeof(uint64_t) == 0, "st_metrics holds uint64_t only");
+
+static void add_counts(struct st_metrics *to, const struct st_metrics *from)
+{
+    uint64_t *t = (uint64_t *)to;
+    const volatile uint64_t *f = (const volatile uint64_t *)from;
+    for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++) t[i] += f[i];
+}
+
+void st_metrics_thread_unregister(void)
+{
+    pthread_mutex_lock(&threads_mu);
+    for (unsigned t = 0; t < n_threads; t++) {
+        if (threads[t] != &st_metrics) continue;
+        add_counts(&retired, &st_metrics);
+        memmove(threads + t, threads + t + 1, (n_threads - t - 1) * sizeof(threads[0]));
+        n_threads--;
+        break;
+    }
+    pthread_mutex_unlock(&threads_mu);
+}
 
 int st_metrics_thread_register(void)
 {
@@ -27,14 +48,10 @@ int st_metrics_thread_register(void)
  * aligned 64-bit loads of counters that only grow, at worst a few increments old. */
 static void sum_threads(struct st_metrics *sum)
 {
-    memset(sum, 0, sizeof(*sum));
-    uint64_t *to = (uint64_t *)sum;
     pthread_mutex_lock(&threads_mu);
-    if (n_threads == 0) memcpy(sum, &st_metrics, sizeof(*sum)); /* nothing registered: this thread */
-    for (unsigned t = 0; t < n_threads; t++) {
-        const volatile uint64_t *from = (const volatile uint64_t *)threads[t];
-        for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++) to[i] += from[i];
-    }
+    *sum = retired;
+    if (n_threads == 0) add_counts(sum, &st_metrics); /* nothing registered: this thread */
+    for (unsigned t = 0; t < n_threads; t++) add_counts(sum, threads[t]);
     pthread_mutex_unlock(&threads_mu);
 }
 

@@ -70,6 +70,9 @@ extern __thread struct st_metrics st_metrics;
  * counts anything. Returns -1 beyond ST_METRICS_THREADS_MAX threads. */
 #define ST_METRICS_THREADS_MAX 65
 int st_metrics_thread_register(void);
+/* Before a registered thread ends: its counts are kept in the sums, its copy (which dies
+ * with the thread) is no longer read. */
+void st_metrics_thread_unregister(void);
 
 /* Appends the Prometheus text exposition of everything to `out`. */
 void st_metrics_render(struct evbuffer *out, const struct st_metrics_gauges *g);

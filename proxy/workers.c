@@ -94,6 +94,8 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     st_metrics_thread_register();
     event_base_dispatch(w->px.base);
+    /* The relays left are reset by worker_free() on the main thread, which counts them. */
+    st_metrics_thread_unregister();
     return NULL;
 }
 

@@ -380,6 +380,28 @@ def t_collector_down(env):
     eq(env.stop(p), 0, "exit code")
 
 
+def t_threads_stop(env):
+    """SIDETAP_THREADS=3, stopping while the collector is down: the workers are joined
+    before the final flush, /metrics keeps answering meanwhile with their counts kept
+    (their thread-local counters are gone), and what cannot be shipped is counted."""
+    env.servers("http:8080")
+    p = env.proxy(env={"SIDETAP_THREADS": "3", "SIDETAP_FLUSH_SECONDS": "3"})
+    for i in range(12):
+        eq(http_get(POD_IP, 8080, "/blob?size=%d" % (10 + i))[0], 200, "request %d" % i)
+    before = metrics()
+    eq(before['sidetap_connections_total{direction="outbound"}'], 12, "connections before the stop")
+    eq(len([k for k in before if k.startswith("sidetap_thread_connections_total{")]), 3, "3 threads")
+    p.send_signal(signal.SIGTERM)
+    time.sleep(1.0)  # drained at once (nothing open); the flush waits for the collector
+    check(p.poll() is None, "still flushing")
+    m = metrics()
+    eq(m['sidetap_connections_total{direction="outbound"}'], 12, "the workers' connections still counted")
+    eq(m['sidetap_entries_total{protocol="http"}'], 12, "the workers' entries still counted")
+    eq(len([k for k in m if k.startswith("sidetap_thread_connections_total{")]), 1,
+       "only the main thread is left")
+    eq(p.wait(15), 0, "exit code")
+    check("stopped" in env.log(), "clean stop logged")
+
 def t_collector_slow(env):
     """A slow collector: two batches go at once (one per connection), none is lost or
     shipped twice."""
@@ -920,6 +942,7 @@ SCENARIOS = {
     "timeouts": t_timeouts,
     "threads": t_threads,
     "collector-slow": t_collector_slow,
+    "threads-stop": t_threads_stop,
     "bad-config": t_bad_config,
 }
 
