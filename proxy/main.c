@@ -136,8 +136,8 @@ int main(int argc, char **argv)
      * connections, so no limit is shared (or locked) on the data path. */
     unsigned threads = app.cfg.threads > 1 ? (unsigned)app.cfg.threads : 1;
     px->budget.limit = app.cfg.capture_memory - app.cfg.capture_memory / threads * (threads - 1);
-    px->max_parsed = app.cfg.max_connections / threads ? app.cfg.max_connections / threads
-                                                        : (app.cfg.max_connections ? 1 : 0);
+    px->max_parsed = app.cfg.max_connections / threads;
+    if (px->max_parsed == 0 && app.cfg.max_connections > 0) px->max_parsed = 1;
     px->parse.budget = &px->budget;
     px->parse.stats = &px->parse_stats;
     px->own_ports[0] = app.cfg.outbound_port;

@@ -72,10 +72,9 @@ struct st_ship {
     FILE *file;
 
     /* The collector: keep-alive HTTP/1.1 connections (libevent's evhttp client, with
-     * evdns for a Service name), one per batch slot; the registration uses the first.
-     * conn is NULL without a collector. */
+     * evdns for a Service name), one per batch slot (batch[i].conn); the registration
+     * shares the first. reg.conn is NULL without a collector. */
     struct evdns_base *dns;
-    struct evhttp_connection *conn, *conns[BATCH_SLOTS];
     char *host_header, *auth, *entries_path, *register_path;
     struct request reg, batch[BATCH_SLOTS];
     struct event *reregister_timer;
@@ -256,7 +255,7 @@ static void enqueue(struct st_ship *s, struct st_entry *e, bool outgoing, const 
 
 void st_ship_push(struct st_ship *s, struct st_entry *e, bool outgoing, const char *peer_name)
 {
-    if (s->conn == NULL && s->file == NULL) {
+    if (s->reg.conn == NULL && s->file == NULL) {
         st_metrics.dropped[ST_DROP_NO_COLLECTOR]++;
         st_entry_free(e);
         return;
@@ -497,7 +496,7 @@ static void pump(struct st_ship *s)
 {
     if (s->file != NULL) {
         fflush(s->file);
-    } else if (s->conn != NULL) {
+    } else if (s->reg.conn != NULL) {
         if (!s->registered) start_register(s);
         else {
             /* a slot takes a full chunk at once, a partial one only when all were idle */
@@ -558,7 +557,7 @@ void st_ship_gauges(const struct st_ship *s, struct st_metrics_gauges *g)
 {
     g->queue_entries = s->count;
     g->queue_bytes = s->bytes;
-    g->collector_up = s->conn ? s->up : -1;
+    g->collector_up = s->reg.conn ? s->up : -1;
     g->registered = s->registered;
 }
 
@@ -604,12 +603,12 @@ static int parse_collector(struct st_ship *s, const char *url)
         evhttp_connection_set_max_body_size(c, 1 << 20);
         evhttp_connection_set_max_headers_size(c, 64 << 10);
         evhttp_connection_set_retries(c, 0);
-        s->conns[i] = s->batch[i].conn = c;
+        s->batch[i].conn = c;
     }
     evhttp_uri_free(u);
-    s->conn = s->reg.conn = s->conns[0];
+    s->reg.conn = s->batch[0].conn;
     for (int i = 0; i < BATCH_SLOTS; i++)
-        if (s->conns[i] == NULL) return -1;
+        if (s->batch[i].conn == NULL) return -1;
     return 0;
 }
 
@@ -675,7 +674,7 @@ void st_ship_free(struct st_ship *s)
     if (s == NULL) return;
     while (s->head != NULL) item_drop(s, ST_DROP_SHUTDOWN);
     for (int i = 0; i < BATCH_SLOTS; i++) /* pending requests go with them */
-        if (s->conns[i]) evhttp_connection_free(s->conns[i]);
+        if (s->batch[i].conn) evhttp_connection_free(s->batch[i].conn);
     for (int i = 0; i < BATCH_SLOTS; i++) batch_done(s, &s->batch[i]);
     chunk_free(s->spare);
     if (s->dns) evdns_base_free(s->dns, 0);
