@@ -189,9 +189,11 @@ def http_get(host, port, path):
 
 
 def read_lines(path):
+    """The sink's complete lines. It may be writing one right now: a line without its
+    newline yet is left for the next read (a big entry reaches the file in pieces)."""
     try:
         with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
     except FileNotFoundError:
         return []
 
