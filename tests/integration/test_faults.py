@@ -246,11 +246,14 @@ class Faults(ProxyTest):
         socks = netns.in_netns(self.client.ns_path, open_all)
         try:
             opened = time.monotonic() - t0
-            # All of them are open at once through both proxies.
-            self.assertGreaterEqual(
-                metric(self.client, 'sidetap_connections_open{direction="outbound"}'), MANY)
-            self.assertGreaterEqual(
-                metric(self.web, 'sidetap_connections_open{direction="inbound"}'), MANY)
+            # All of them are open at once through both proxies. A connect() returns once
+            # the kernel finished the handshake, which may be before the proxy's accept():
+            # wait for the proxies to catch up.
+            def all_open():
+                return (metric(self.client, 'sidetap_connections_open{direction="outbound"}') >= MANY
+                        and metric(self.web, 'sidetap_connections_open{direction="inbound"}') >= MANY)
+            self.assertTrue(common.wait_until(all_open, timeout=20),
+                            (self.client.metrics(), self.web.metrics()))
             for s in socks:
                 s.sendall(request)
             sel = selectors.DefaultSelector()
