@@ -83,9 +83,12 @@ try:
     check_eq(c.query_ids('src.workload == "frontend" and dst.workload == "cart"').__len__(), 3, "KFL sees both sides")
 
     # only one side reports: stored alone after the hold
+    posted = time.monotonic()
     st, doc = c.post_entries([report(True, 40004, 0, "/cart/4")])
     check_eq(c.query_ids('request.path == "/cart/4"'), [], "held")
-    time.sleep(2.6)
+    while not c.query_ids('request.path == "/cart/4"') and time.monotonic() < posted + 15:
+        time.sleep(0.1)
+    check(time.monotonic() - posted >= 2.0, "held for the 2 s of --dedup-hold")
     ids = c.query_ids('request.path == "/cart/4"')
     check_eq(len(ids), 1, "stored alone after the hold")
     if ids:

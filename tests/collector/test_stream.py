@@ -83,8 +83,12 @@ try:
     check(got_eof, "stuck client sees the end of the stream")
     fast.s.close()
     slow.s.close()
-    time.sleep(0.3)
-    st, text = c.get_text("/metrics")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st, text = c.get_text("/metrics")
+        if "sidetap_collector_streams 0\n" in text:
+            break
+        time.sleep(0.1)
     check("sidetap_collector_streams 0\n" in text, "closed clients are forgotten")
 finally:
     c.stop()
