@@ -181,20 +181,30 @@ static void bench_query(struct st_store *store, const char *text, int reps, bool
 
 /* --http: the real daemon, fed as proxies feed it. sidetap-collector runs as a child on a
  * loopback port; batches go as HTTP/1.1 POSTs over one keep-alive connection (as
- * proxy/ship.c sends them), and the figure is the collector process's own CPU time
- * (/proc/PID/schedstat), so the client's cost and the machine's load stay out of it. */
-static uint64_t proc_cpu_ns(pid_t pid)
+ * proxy/ship.c sends them), and the figure is the collector process's own CPU time, all
+ * its threads (/proc/PID/stat), so the client's cost and the machine's load stay out of it. */
+struct proc_cpu {
+    double user_s, kernel_s;
+};
+
+static struct proc_cpu proc_cpu(pid_t pid)
 {
-    char path[64];
-    unsigned long long run = 0;
-    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    struct proc_cpu c = {0, 0};
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%llu", &run) != 1)
-            run = 0;
-        fclose(f);
+    if (!f)
+        return c;
+    /* fields 14 and 15, after "(comm)", which may itself hold spaces */
+    const char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+    unsigned long long ut, st;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
+        double hz = (double)sysconf(_SC_CLK_TCK);
+        c.user_s = (double)ut / hz;
+        c.kernel_s = (double)st / hz;
     }
-    return run;
+    fclose(f);
+    return c;
 }
 
 static long proc_rss_kib(pid_t pid)
@@ -325,7 +335,7 @@ static int bench_http(const char *collector, size_t n, size_t batch, const char 
         return 1;
     }
     int64_t ts0 = (int64_t)time(NULL) * 1000 - (int64_t)n;
-    uint64_t cpu0 = proc_cpu_ns(pid);
+    struct proc_cpu cpu0 = proc_cpu(pid);
     long rss0 = proc_rss_kib(pid);
     double w0 = wall_s();
     size_t json_bytes = 0, accepted = 0;
@@ -351,20 +361,21 @@ static int bench_http(const char *collector, size_t n, size_t batch, const char 
         accepted += strtoull(acc + 11, NULL, 10);
     }
     double wall = wall_s() - w0;
-    uint64_t cpu = proc_cpu_ns(pid) - cpu0;
+    struct proc_cpu cpu1 = proc_cpu(pid);
+    double user_s = cpu1.user_s - cpu0.user_s, kernel_s = cpu1.kernel_s - cpu0.kernel_s;
     long rss1 = proc_rss_kib(pid);
     if (rc == 0) {
         int st = http_call(fd, "GET", "/api/v1/stats", NULL, 0, reply, sizeof(reply));
         const char *b = strstr(reply, "\"bytes\":");
-        double cpu_s = (double)cpu / 1e9;
+        double cpu_s = user_s + kernel_s;
         printf("sidetap-collector over HTTP, %zu entries in batches of %zu (POST /api/v1/entries, keep-alive;\n"
                "  identity fill on every entry, --dedup-hold 0%s%s)\n",
                accepted, batch,
                data_dir ? ", --memory 256Mi --retention-bytes 1Gi --data-dir " : ", --memory 16Gi",
                data_dir ? data_dir : "");
-        printf("ingest, collector process CPU time: %.0f entries/s  (%.1f MB/s of JSON; %.2f s CPU, "
-               "%.2f s wall)\n",
-               (double)accepted / cpu_s, (double)json_bytes / cpu_s / 1e6, cpu_s, wall);
+        printf("ingest, collector process CPU time: %.0f entries/s  (%.1f MB/s of JSON; %.2f s CPU "
+               "= %.2f user + %.2f kernel, %.2f s wall)\n",
+               (double)accepted / cpu_s, (double)json_bytes / cpu_s / 1e6, cpu_s, user_s, kernel_s, wall);
         printf("average entry JSON: %.0f bytes; collector RSS growth %.0f bytes per entry",
                (double)json_bytes / (double)n, (double)(rss1 - rss0) * 1024.0 / (double)accepted);
         if (st == 200 && b)
