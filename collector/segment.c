@@ -40,13 +40,22 @@ struct seg {
     int64_t last_ts; /* ms; newest entry written to it */
 };
 
-/* The syncer thread's mailbox: the loop posts, the thread takes. */
+/* A segment to fdatasync: a dup of its descriptor and its size when posted. */
+struct sync_req {
+    int fd;
+    uint64_t seg_id; /* first_id: a newer request for the same segment replaces this one */
+    uint64_t upto;
+};
+
+/* The syncer thread's mailbox: the loop posts, the thread takes. One request per
+ * segment: when a segment is closed its tail still needs its own sync. */
 struct syncer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int fd;        /* a dup of the segment to fdatasync; -1 when nothing is pending */
-    bool dir;      /* also fsync the directory (a segment was created) */
+    struct sync_req *reqs;
+    size_t nreq, capreq;
+    bool dir; /* also fsync the directory (a segment was created) */
     bool stop;
     uint64_t syncs, errors;
     uint64_t last_ms; /* CLOCK_MONOTONIC ms when the last sync started (syncer thread only) */
@@ -316,9 +325,9 @@ static void *syncer_main(void *arg)
     struct syncer *y = s->sync;
     pthread_mutex_lock(&y->mu);
     for (;;) {
-        while (y->fd < 0 && !y->dir && !y->stop)
+        while (!y->nreq && !y->dir && !y->stop)
             pthread_cond_wait(&y->cv, &y->mu);
-        if (y->fd < 0 && !y->dir && y->stop)
+        if (!y->nreq && !y->dir && y->stop)
             break;
         /* At most one sync per SYNC_EVERY_MS: writes come every tick or FLUSH_AT bytes,
          * and a sync per write would commit the journal and flush the disk cache hundreds
@@ -331,18 +340,28 @@ static void *syncer_main(void *arg)
             while (!y->stop && pthread_cond_timedwait(&y->cv, &y->mu, &deadline) == 0)
                 ;
         }
-        int fd = y->fd;
+        struct sync_req *reqs = y->reqs;
+        size_t nreq = y->nreq;
         bool dir = y->dir;
-        y->fd = -1;
+        y->reqs = NULL;
+        y->nreq = y->capreq = 0;
         y->dir = false;
         pthread_mutex_unlock(&y->mu);
         clock_gettime(CLOCK_MONOTONIC, &now);
         y->last_ms = ts_ms(&now);
         int failed = 0;
-        if (fd >= 0) {
-            failed |= fdatasync(fd) < 0;
-            close(fd);
+        for (size_t i = 0; i < nreq; i++) {
+            int bad = fdatasync(reqs[i].fd) < 0;
+            /* The store keeps its own copy in memory and segments are read only at start:
+             * synced pages have no use in the page cache (they count against the pod's
+             * memory limit), and reusing them for the next writes is cheaper than new ones. */
+            if (!bad && reqs[i].upto >= 4096)
+                posix_fadvise(reqs[i].fd, 0, (off_t)(reqs[i].upto & ~(uint64_t)4095),
+                              POSIX_FADV_DONTNEED);
+            failed |= bad;
+            close(reqs[i].fd);
         }
+        free(reqs);
         if (dir) {
             int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             failed |= dfd < 0 || fsync(dfd) < 0;
@@ -357,18 +376,41 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
+static int grow_reqs(struct syncer *y)
+{
+    size_t cap = y->capreq ? y->capreq * 2 : 4;
+    struct sync_req *p = realloc(y->reqs, cap * sizeof(*p));
+    if (!p)
+        return -1;
+    y->reqs = p;
+    y->capreq = cap;
+    return 0;
+}
+
 /* Asks the syncer to make what was written so far durable (dir: the directory too). */
 static void post_sync(struct st_segs *s, bool dir)
 {
     struct syncer *y = s->sync;
     if (!y || s->fd < 0)
         return;
-    int fd = dup(s->fd);
+    const struct seg *cur = &s->segs[s->n - 1];
+    struct sync_req req = {dup(s->fd), cur->first_id, cur->bytes};
     pthread_mutex_lock(&y->mu);
-    if (fd >= 0) {
-        if (y->fd >= 0)
-            close(y->fd); /* the newer request covers the older one */
-        y->fd = fd;
+    if (req.fd < 0) {
+        y->errors++;
+    } else {
+        size_t i = 0;
+        while (i < y->nreq && y->reqs[i].seg_id != req.seg_id)
+            i++;
+        if (i < y->nreq) {
+            close(y->reqs[i].fd); /* the newer request covers the older one */
+            y->reqs[i] = req;
+        } else if (y->nreq < y->capreq || grow_reqs(y) == 0) {
+            y->reqs[y->nreq++] = req;
+        } else {
+            close(req.fd);
+            y->errors++;
+        }
     }
     y->dir |= dir;
     pthread_cond_signal(&y->cv);
@@ -380,7 +422,6 @@ int st_segs_enable_fsync(struct st_segs *s)
     struct syncer *y = calloc(1, sizeof(*y));
     if (!y)
         return -1;
-    y->fd = -1;
     pthread_mutex_init(&y->mu, NULL);
     pthread_condattr_t ca; /* the pause between syncs is timed on CLOCK_MONOTONIC */
     pthread_condattr_init(&ca);
@@ -532,8 +573,9 @@ void st_segs_close(struct st_segs *s)
         pthread_cond_signal(&s->sync->cv);
         pthread_mutex_unlock(&s->sync->mu);
         pthread_join(s->sync->thread, NULL);
-        if (s->sync->fd >= 0)
-            close(s->sync->fd);
+        for (size_t i = 0; i < s->sync->nreq; i++) /* none: the thread took them */
+            close(s->sync->reqs[i].fd);
+        free(s->sync->reqs);
         pthread_cond_destroy(&s->sync->cv);
         pthread_mutex_destroy(&s->sync->mu);
         free(s->sync);
