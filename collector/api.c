@@ -356,9 +356,10 @@ static void handle_stats(struct evhttp_request *req, struct st_collector *c)
     json_object_set_new(doc, "oldestId", ss.oldest_id ? json_sprintf("%" PRIu64, ss.oldest_id) : json_null());
     json_object_set_new(doc, "newestId", ss.newest_id ? json_sprintf("%" PRIu64, ss.newest_id) : json_null());
     json_object_set_new(doc, "disk",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ss.disk_bytes,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "bytes", (json_int_t)ss.disk_bytes,
                                   "segments", (json_int_t)ss.disk_segments, "errors",
-                                  (json_int_t)ss.disk_errors, "loaded", (json_int_t)ss.loaded,
+                                  (json_int_t)ss.disk_errors, "droppedBytes",
+                                  (json_int_t)ss.disk_dropped, "loaded", (json_int_t)ss.loaded,
                                   "torn", (json_int_t)ss.torn));
     json_decref(ns.namespaces);
     json_decref(ns.pods);

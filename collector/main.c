@@ -53,6 +53,7 @@ static void usage(FILE *f)
             "  --max-body SIZE          largest request body (default 8Mi)\n"
             "  --max-batch N            most entries in one batch (default 5000)\n"
             "  --max-rate N             entries/s accepted before answering 503 (default 0 = no limit)\n"
+            "  --max-backlog SIZE       bytes waiting for the disk before answering 503 (default 32Mi)\n"
             "  --dedup-hold DUR         wait for the other side's report of a call (default 2s)\n"
             "  --stream-buffer SIZE     bytes queued per live stream before it reads from the store (default 256Ki)\n"
             "  --stream-lag N           entries a live stream may fall behind before it drops them (default 10000)\n"
@@ -143,7 +144,7 @@ static char *read_token(const char *path, char *err, size_t errlen)
 
 enum {
     OPT_LISTEN = 256, OPT_TOKEN_FILE, OPT_NO_AUTH, OPT_DATA_DIR, OPT_MEMORY, OPT_RET_BYTES,
-    OPT_RET_AGE, OPT_MAX_BODY, OPT_MAX_BATCH, OPT_MAX_RATE, OPT_DEDUP_HOLD, OPT_STREAM_BUFFER,
+    OPT_RET_AGE, OPT_MAX_BODY, OPT_MAX_BATCH, OPT_MAX_RATE, OPT_MAX_BACKLOG, OPT_DEDUP_HOLD, OPT_STREAM_BUFFER,
     OPT_STREAM_STALL, OPT_STREAM_LAG, OPT_K8S_API, OPT_K8S_TOKEN, OPT_K8S_CA, OPT_NO_K8S, OPT_VERSION, OPT_HELP,
     OPT_NO_FSYNC,
 };
@@ -160,6 +161,7 @@ static const struct option options[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"max-batch", required_argument, NULL, OPT_MAX_BATCH},
     {"max-rate", required_argument, NULL, OPT_MAX_RATE},
+    {"max-backlog", required_argument, NULL, OPT_MAX_BACKLOG},
     {"dedup-hold", required_argument, NULL, OPT_DEDUP_HOLD},
     {"stream-buffer", required_argument, NULL, OPT_STREAM_BUFFER},
     {"stream-stall", required_argument, NULL, OPT_STREAM_STALL},
@@ -192,7 +194,7 @@ static int parse_config(int argc, char **argv, struct st_config *cfg, char *err,
     *cfg = (struct st_config){
         .max_body = 8u << 20,
         .max_batch = 5000,
-        .max_backlog = 256u << 20,
+        .max_backlog = 32u << 20, /* under segment.c's QUEUE_MAX: 503 before dropping */
         .dedup_hold_ms = 2000,
         .dedup_max = 200000,
         .stream_stall_ms = 30000,
@@ -229,6 +231,11 @@ static int parse_config(int argc, char **argv, struct st_config *cfg, char *err,
             if (parse_duration(optarg, &d) < 0)
                 goto bad_duration;
             cfg->store.retention_age_ms = d;
+            break;
+        case OPT_MAX_BACKLOG:
+            if (parse_size(optarg, &u) < 0 || u < (1u << 20))
+                goto bad_size;
+            cfg->max_backlog = u;
             break;
         case OPT_MAX_BODY:
             if (parse_size(optarg, &u) < 0 || u < 1024 || u > (1u << 30))

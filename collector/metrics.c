@@ -30,6 +30,9 @@ void st_metrics_write(struct st_collector *c, struct evbuffer *out)
            ss.disk_errors);
     metric(out, "sidetap_collector_disk_syncs_total", "counter",
            "fdatasync rounds of segment files (off the event loop).", ss.disk_syncs);
+    metric(out, "sidetap_collector_disk_dropped_bytes_total", "counter",
+           "Record bytes kept in memory only: the disk was too far behind or failing.",
+           ss.disk_dropped);
     metric(out, "sidetap_collector_disk_torn_total", "counter",
            "Damaged records skipped at load.", ss.torn);
     metric(out, "sidetap_collector_ingest_batches_total", "counter", "Batches accepted.", c->n.batches);

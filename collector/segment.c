@@ -1,9 +1,13 @@
 /* segment.c - append-only segment files (segment.h).
  *
- * Durability: the event loop only write()s (every tick or FLUSH_AT bytes). A syncer
- * thread then fdatasync()s what was written, on its own duplicate of the descriptor, so
- * a slow disk never stalls ingest; requests coalesce (one sync covers every write before
- * it, at most one sync per SYNC_EVERY_MS). A new segment's directory entry is synced too. */
+ * The event loop never touches the disk's data path: it fills a buffer of whole records
+ * and, every tick or FLUSH_AT bytes, hands it to the writer thread, which write()s it;
+ * a syncer thread fdatasync()s what was written and drops the synced pages from the page
+ * cache, at most once per SYNC_EVERY_MS (the writes of the pause coalesce). A slow or
+ * full disk therefore never stalls ingest: the hand-over queue is the backlog the ingest
+ * path answers 503 on, and past QUEUE_MAX buffers are dropped (counted). Opening, rolling
+ * and deleting segments (metadata) stay on the loop. A new segment's directory entry is
+ * synced too. */
 #include "segment.h"
 
 #include <dirent.h>
@@ -31,7 +35,7 @@
  * CPU cache when the kernel copies them (4 MiB cost ~15% more kernel time). */
 #define FLUSH_AT (1u << 20)
 #define SYNC_EVERY_MS 100
-#define PENDING_MAX (64u << 20)   /* buffered bytes kept while the disk fails */
+#define QUEUE_MAX (64u << 20) /* bytes waiting for the disk thread; more are dropped */
 #define RECORD_MAX (64u << 20)
 
 struct seg {
@@ -40,29 +44,45 @@ struct seg {
     int64_t last_ts; /* ms; newest entry written to it */
 };
 
-/* A segment to fdatasync: a dup of its descriptor and its size when posted. */
-struct sync_req {
-    int fd;
-    uint64_t seg_id; /* first_id: a newer request for the same segment replaces this one */
-    uint64_t upto;
+/* A buffer of whole records on its way to the disk thread. */
+struct wjob {
+    struct wjob *next;
+    int fd;          /* a dup of its segment's descriptor */
+    uint64_t seg_id; /* the segment's first id */
+    char *data;
+    size_t len, cap;
 };
 
-/* The syncer thread's mailbox: the loop posts, the thread takes. One request per
- * segment: when a segment is closed its tail still needs its own sync. */
-struct syncer {
-    pthread_t thread;
+/* A segment the disk thread wrote to and has yet to sync: one per segment, so a closed
+ * segment's tail gets its own sync. */
+struct sync_req {
+    int fd;
+    uint64_t seg_id;
+    uint64_t upto; /* file size after the last write: what the sync makes durable */
+};
+
+/* The disk side: a writer thread takes the loop's buffers and write()s them; a syncer
+ * thread fdatasync()s what was written, so writes never wait behind a slow sync. */
+struct disk {
+    pthread_t writer, syncer;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct sync_req *reqs;
+    pthread_cond_t writer_cv, syncer_cv;
+    struct wjob *head, *tail; /* to write, oldest first */
+    size_t queued;            /* bytes in the queue */
+    char *spare;              /* a written buffer handed back to the loop for reuse */
+    size_t spare_cap;
+    struct sync_req *reqs;    /* to sync, one per segment */
     size_t nreq, capreq;
-    bool dir; /* also fsync the directory (a segment was created) */
-    bool stop;
-    uint64_t syncs, errors;
-    uint64_t last_ms; /* CLOCK_MONOTONIC ms when the last sync started (syncer thread only) */
+    bool fsync;
+    bool dir;         /* fsync the directory (a segment was created) */
+    bool stop;        /* the loop is closing: write what is queued, then end */
+    bool writer_done; /* the writer ended: sync what is left, then end */
+    uint64_t syncs, errors, dropped;
+    uint64_t last_ms; /* CLOCK_MONOTONIC ms when the last sync round started (syncer only) */
 };
 
 struct st_segs {
-    struct syncer *sync; /* NULL: no fsync */
+    struct disk *disk; /* NULL until st_segs_start */
     char *dir;
     struct seg *segs;
     size_t n, cap;
@@ -314,155 +334,247 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static uint64_t ts_ms(const struct timespec *ts)
+static uint64_t now_ms(void)
 {
-    return (uint64_t)ts->tv_sec * 1000u + (uint64_t)ts->tv_nsec / 1000000u;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* Under mu: seg_id needs a sync up to upto; takes fd. */
+static int want_sync(struct disk *d, int fd, uint64_t seg_id, uint64_t upto)
+{
+    for (size_t i = 0; i < d->nreq; i++) {
+        if (d->reqs[i].seg_id == seg_id) {
+            close(d->reqs[i].fd); /* the newer write covers the older one */
+            d->reqs[i] = (struct sync_req){fd, seg_id, upto};
+            return 0;
+        }
+    }
+    if (d->nreq == d->capreq) {
+        size_t cap = d->capreq ? d->capreq * 2 : 4;
+        struct sync_req *p = realloc(d->reqs, cap * sizeof(*p));
+        if (!p) {
+            close(fd);
+            return -1;
+        }
+        d->reqs = p;
+        d->capreq = cap;
+    }
+    d->reqs[d->nreq++] = (struct sync_req){fd, seg_id, upto};
+    return 0;
+}
+
+/* Writer: appends one buffer and returns the file's size after it (0 when unknown).
+ * A failed write is cut back off the file, so the segment holds whole records only and
+ * the records written after it still load. */
+static uint64_t write_job(struct wjob *job, bool *bad)
+{
+    off_t before = lseek(job->fd, 0, SEEK_END);
+    *bad = before < 0 || write_all(job->fd, job->data, job->len) < 0;
+    if (*bad && before >= 0 && ftruncate(job->fd, before) < 0)
+        before = -1;
+    return before < 0 ? 0 : (uint64_t)before + (*bad ? 0 : job->len);
+}
+
+static void *writer_main(void *arg)
+{
+    struct disk *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        struct wjob *job = d->head;
+        if (!job) {
+            if (d->stop)
+                break;
+            pthread_cond_wait(&d->writer_cv, &d->mu);
+            continue;
+        }
+        d->head = job->next;
+        if (!d->head)
+            d->tail = NULL;
+        pthread_mutex_unlock(&d->mu);
+        bool bad;
+        uint64_t upto = write_job(job, &bad);
+        pthread_mutex_lock(&d->mu);
+        d->queued -= job->len;
+        if (bad) {
+            d->errors++;
+            d->dropped += job->len;
+        }
+        if (want_sync(d, job->fd, job->seg_id, upto) < 0)
+            d->errors++;
+        pthread_cond_signal(&d->syncer_cv);
+        if (!d->spare) {
+            d->spare = job->data;
+            d->spare_cap = job->cap;
+        } else {
+            free(job->data);
+        }
+        free(job);
+    }
+    d->writer_done = true;
+    pthread_cond_signal(&d->syncer_cv);
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Syncer: makes each written segment durable, then lets its pages go (the store has its
+ * own copy and segments are read only at start: cached pages would only count against
+ * the pod's memory limit, and the next writes reuse them instead of taking fresh ones). */
+static int sync_all(const struct disk *d, struct sync_req *reqs, size_t n, const char *dir,
+                    bool sync_dir)
+{
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d->fsync) {
+            int bad = fdatasync(reqs[i].fd) < 0;
+            if (!bad && reqs[i].upto >= 4096)
+                posix_fadvise(reqs[i].fd, 0, (off_t)(reqs[i].upto & ~(uint64_t)4095),
+                              POSIX_FADV_DONTNEED);
+            failed |= bad;
+        }
+        close(reqs[i].fd);
+    }
+    if (sync_dir && d->fsync) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        failed |= dfd < 0 || fsync(dfd) < 0;
+        if (dfd >= 0)
+            close(dfd);
+    }
+    return failed;
 }
 
 static void *syncer_main(void *arg)
 {
     struct st_segs *s = arg;
-    struct syncer *y = s->sync;
-    pthread_mutex_lock(&y->mu);
+    struct disk *d = s->disk;
+    pthread_mutex_lock(&d->mu);
     for (;;) {
-        while (!y->nreq && !y->dir && !y->stop)
-            pthread_cond_wait(&y->cv, &y->mu);
-        if (!y->nreq && !y->dir && y->stop)
-            break;
-        /* At most one sync per SYNC_EVERY_MS: writes come every tick or FLUSH_AT bytes,
-         * and a sync per write would commit the journal and flush the disk cache hundreds
-         * of times a second under load; the requests of the pause coalesce. */
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (!y->stop && ts_ms(&now) < y->last_ms + SYNC_EVERY_MS) {
-            uint64_t until = y->last_ms + SYNC_EVERY_MS;
+        if (!d->nreq && !d->dir) {
+            if (d->writer_done)
+                break;
+            pthread_cond_wait(&d->syncer_cv, &d->mu);
+            continue;
+        }
+        /* At most one round per SYNC_EVERY_MS: a sync per write would commit the journal
+         * and flush the disk cache hundreds of times a second under load; the writes of
+         * the pause coalesce. */
+        uint64_t now = now_ms();
+        if (d->fsync && !d->writer_done && now < d->last_ms + SYNC_EVERY_MS) {
+            uint64_t until = d->last_ms + SYNC_EVERY_MS;
             struct timespec deadline = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
-            while (!y->stop && pthread_cond_timedwait(&y->cv, &y->mu, &deadline) == 0)
-                ;
+            pthread_cond_timedwait(&d->syncer_cv, &d->mu, &deadline);
+            continue;
         }
-        struct sync_req *reqs = y->reqs;
-        size_t nreq = y->nreq;
-        bool dir = y->dir;
-        y->reqs = NULL;
-        y->nreq = y->capreq = 0;
-        y->dir = false;
-        pthread_mutex_unlock(&y->mu);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        y->last_ms = ts_ms(&now);
-        int failed = 0;
-        for (size_t i = 0; i < nreq; i++) {
-            int bad = fdatasync(reqs[i].fd) < 0;
-            /* The store keeps its own copy in memory and segments are read only at start:
-             * synced pages have no use in the page cache (they count against the pod's
-             * memory limit), and reusing them for the next writes is cheaper than new ones. */
-            if (!bad && reqs[i].upto >= 4096)
-                posix_fadvise(reqs[i].fd, 0, (off_t)(reqs[i].upto & ~(uint64_t)4095),
-                              POSIX_FADV_DONTNEED);
-            failed |= bad;
-            close(reqs[i].fd);
-        }
+        struct sync_req *reqs = d->reqs;
+        size_t n = d->nreq;
+        bool dir = d->dir;
+        d->reqs = NULL;
+        d->nreq = d->capreq = 0;
+        d->dir = false;
+        pthread_mutex_unlock(&d->mu);
+        d->last_ms = now;
+        int failed = sync_all(d, reqs, n, s->dir, dir);
         free(reqs);
-        if (dir) {
-            int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            failed |= dfd < 0 || fsync(dfd) < 0;
-            if (dfd >= 0)
-                close(dfd);
-        }
-        pthread_mutex_lock(&y->mu);
-        y->syncs++;
-        y->errors += (uint64_t)failed;
+        pthread_mutex_lock(&d->mu);
+        d->syncs += d->fsync;
+        d->errors += (uint64_t)failed;
     }
-    pthread_mutex_unlock(&y->mu);
+    pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
-static int grow_reqs(struct syncer *y)
+int st_segs_start(struct st_segs *s, bool fsync)
 {
-    size_t cap = y->capreq ? y->capreq * 2 : 4;
-    struct sync_req *p = realloc(y->reqs, cap * sizeof(*p));
-    if (!p)
+    struct disk *d = calloc(1, sizeof(*d));
+    if (!d)
         return -1;
-    y->reqs = p;
-    y->capreq = cap;
-    return 0;
-}
-
-/* Asks the syncer to make what was written so far durable (dir: the directory too). */
-static void post_sync(struct st_segs *s, bool dir)
-{
-    struct syncer *y = s->sync;
-    if (!y || s->fd < 0)
-        return;
-    const struct seg *cur = &s->segs[s->n - 1];
-    struct sync_req req = {dup(s->fd), cur->first_id, cur->bytes};
-    pthread_mutex_lock(&y->mu);
-    if (req.fd < 0) {
-        y->errors++;
-    } else {
-        size_t i = 0;
-        while (i < y->nreq && y->reqs[i].seg_id != req.seg_id)
-            i++;
-        if (i < y->nreq) {
-            close(y->reqs[i].fd); /* the newer request covers the older one */
-            y->reqs[i] = req;
-        } else if (y->nreq < y->capreq || grow_reqs(y) == 0) {
-            y->reqs[y->nreq++] = req;
-        } else {
-            close(req.fd);
-            y->errors++;
-        }
-    }
-    y->dir |= dir;
-    pthread_cond_signal(&y->cv);
-    pthread_mutex_unlock(&y->mu);
-}
-
-int st_segs_enable_fsync(struct st_segs *s)
-{
-    struct syncer *y = calloc(1, sizeof(*y));
-    if (!y)
-        return -1;
-    pthread_mutex_init(&y->mu, NULL);
+    d->fsync = fsync;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->writer_cv, NULL);
     pthread_condattr_t ca; /* the pause between syncs is timed on CLOCK_MONOTONIC */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&y->cv, &ca);
+    pthread_cond_init(&d->syncer_cv, &ca);
     pthread_condattr_destroy(&ca);
-    s->sync = y;
-    if (pthread_create(&y->thread, NULL, syncer_main, s) != 0) {
-        pthread_cond_destroy(&y->cv);
-        pthread_mutex_destroy(&y->mu);
-        free(y);
-        s->sync = NULL;
-        return -1;
+    s->disk = d;
+    if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
+        goto fail;
+    if (pthread_create(&d->syncer, NULL, syncer_main, s) != 0) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_signal(&d->writer_cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->writer, NULL);
+        goto fail;
     }
     return 0;
+fail:
+    pthread_cond_destroy(&d->writer_cv);
+    pthread_cond_destroy(&d->syncer_cv);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+    s->disk = NULL;
+    return -1;
 }
 
 uint64_t st_segs_syncs(const struct st_segs *s)
 {
-    if (!s->sync)
+    if (!s->disk)
         return 0;
-    pthread_mutex_lock(&s->sync->mu);
-    uint64_t n = s->sync->syncs;
-    pthread_mutex_unlock(&s->sync->mu);
+    pthread_mutex_lock(&s->disk->mu);
+    uint64_t n = s->disk->syncs;
+    pthread_mutex_unlock(&s->disk->mu);
     return n;
 }
 
 int st_segs_flush(struct st_segs *s)
 {
-    if (s->len && s->fd >= 0) {
-        if (write_all(s->fd, s->buf, s->len) < 0) {
-            s->errors++;
-            if (s->len > PENDING_MAX)
-                s->len = 0; /* the disk is gone: stop holding memory for it */
-            return -1;
+    struct disk *d = s->disk;
+    int rc = 0;
+    if (s->len && s->fd >= 0 && d) {
+        struct wjob *job = malloc(sizeof(*job));
+        int fd = job ? dup(s->fd) : -1;
+        pthread_mutex_lock(&d->mu);
+        if (fd < 0 || d->queued + s->len > QUEUE_MAX) {
+            /* out of descriptors or memory, or the disk is far behind: these records
+             * stay in memory only */
+            d->dropped += s->len;
+            d->errors++;
+            pthread_mutex_unlock(&d->mu);
+            if (fd >= 0)
+                close(fd);
+            free(job);
+            rc = -1;
+        } else {
+            *job = (struct wjob){NULL, fd, s->segs[s->n - 1].first_id, s->buf, s->len, s->bufcap};
+            if (d->tail)
+                d->tail->next = job;
+            else
+                d->head = job;
+            d->tail = job;
+            d->queued += s->len;
+            s->buf = d->spare; /* NULL: st_segs_append allocates */
+            s->bufcap = d->spare_cap;
+            d->spare = NULL;
+            d->spare_cap = 0;
+            pthread_cond_signal(&d->writer_cv);
+            pthread_mutex_unlock(&d->mu);
         }
-        s->len = 0;
-        post_sync(s, false);
     }
+    s->len = 0;
     apply_retention(s);
-    return 0;
+    return rc;
+}
+
+static void post_dir_sync(struct st_segs *s)
+{
+    if (!s->disk)
+        return;
+    pthread_mutex_lock(&s->disk->mu);
+    s->disk->dir = true;
+    pthread_cond_signal(&s->disk->syncer_cv);
+    pthread_mutex_unlock(&s->disk->mu);
 }
 
 static int open_segment(struct st_segs *s, uint64_t first_id, int64_t ts)
@@ -477,7 +589,7 @@ static int open_segment(struct st_segs *s, uint64_t first_id, int64_t ts)
         return -1;
     }
     s->fd = fd;
-    post_sync(s, true);
+    post_dir_sync(s);
     return 0;
 }
 
@@ -536,7 +648,13 @@ int st_segs_append(struct st_segs *s, uint64_t id, int64_t stored_at, const char
 
 size_t st_segs_pending(const struct st_segs *s)
 {
-    return s->len;
+    size_t queued = 0;
+    if (s->disk) {
+        pthread_mutex_lock(&s->disk->mu);
+        queued = s->disk->queued;
+        pthread_mutex_unlock(&s->disk->mu);
+    }
+    return s->len + queued;
 }
 
 uint64_t st_segs_bytes(const struct st_segs *s)
@@ -551,13 +669,24 @@ uint64_t st_segs_count(const struct st_segs *s)
 
 uint64_t st_segs_errors(const struct st_segs *s)
 {
-    uint64_t sync_errors = 0;
-    if (s->sync) {
-        pthread_mutex_lock(&s->sync->mu);
-        sync_errors = s->sync->errors;
-        pthread_mutex_unlock(&s->sync->mu);
+    uint64_t disk_errors = 0;
+    if (s->disk) {
+        pthread_mutex_lock(&s->disk->mu);
+        disk_errors = s->disk->errors;
+        pthread_mutex_unlock(&s->disk->mu);
     }
-    return s->errors + sync_errors;
+    return s->errors + disk_errors;
+}
+
+uint64_t st_segs_dropped(const struct st_segs *s)
+{
+    uint64_t n = 0;
+    if (s->disk) {
+        pthread_mutex_lock(&s->disk->mu);
+        n = s->disk->dropped;
+        pthread_mutex_unlock(&s->disk->mu);
+    }
+    return n;
 }
 
 void st_segs_close(struct st_segs *s)
@@ -566,19 +695,21 @@ void st_segs_close(struct st_segs *s)
         return;
     if (s->len && s->fd >= 0)
         st_segs_flush(s);
-    if (s->sync) {
-        /* the last writes are synced before the thread ends */
-        pthread_mutex_lock(&s->sync->mu);
-        s->sync->stop = true;
-        pthread_cond_signal(&s->sync->cv);
-        pthread_mutex_unlock(&s->sync->mu);
-        pthread_join(s->sync->thread, NULL);
-        for (size_t i = 0; i < s->sync->nreq; i++) /* none: the thread took them */
-            close(s->sync->reqs[i].fd);
-        free(s->sync->reqs);
-        pthread_cond_destroy(&s->sync->cv);
-        pthread_mutex_destroy(&s->sync->mu);
-        free(s->sync);
+    struct disk *d = s->disk;
+    if (d) {
+        /* what is queued is written, then synced, before the threads end */
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_signal(&d->writer_cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->writer, NULL);
+        pthread_join(d->syncer, NULL);
+        free(d->reqs);
+        free(d->spare);
+        pthread_cond_destroy(&d->writer_cv);
+        pthread_cond_destroy(&d->syncer_cv);
+        pthread_mutex_destroy(&d->mu);
+        free(d);
     }
     if (s->fd >= 0)
         close(s->fd);

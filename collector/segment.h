@@ -1,16 +1,17 @@
 /* segment.h - append-only segment files: the disk side of the embedded store.
  *
  * A data dir holds files NNNNNNNNNNNNNNNNNNNN.seg, named by the first id they hold.
- * A record is "ST" + u32 length + u32 FNV-1a checksum of the JSON + u64 time it was
- * stored (ms; little endian) + the entry JSON + '\n'. Appends are buffered and written
- * by st_segs_flush (a timer, or when the buffer is large). With st_segs_enable_fsync a
- * thread fdatasync()s after each write, off the event loop: a crash of the machine loses
- * at most the last flush interval plus one sync; without it, what the kernel had not
- * written back. A torn last record is cut off at the next start. Retention drops whole
- * segments, oldest first. */
+ * A record is "SC" + u32 length + u32 CRC-32C of the JSON + u64 time it was stored (ms;
+ * little endian) + the entry JSON + '\n' ("ST" records of earlier builds carry FNV-1a and
+ * still load). Appends are buffered; st_segs_flush (a timer, or when the buffer is large)
+ * hands the buffer to a writer thread; with fsync a syncer thread fdatasync()s what was
+ * written at most every 100 ms: a crash of the machine loses at most the last flush interval plus
+ * one sync; without fsync, what the kernel had not written back. A torn last record is
+ * cut off at the next start. Retention drops whole segments, oldest first. */
 #ifndef SIDETAP_COLLECTOR_SEGMENT_H
 #define SIDETAP_COLLECTOR_SEGMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,15 +28,18 @@ int st_segs_load(struct st_segs *s,
                  uint64_t *torn);
 /* Buffers one record; id names a new segment, stored_at drives the retention age. */
 int st_segs_append(struct st_segs *s, uint64_t id, int64_t stored_at, const char *json, size_t len);
-/* Writes the buffer, rolls to a new segment when the current one is full, and applies
- * the retention bounds. Returns -1 on a write error (counted; the data stays buffered up
- * to a bound, then is dropped). */
+/* Hands the buffer to the writer thread and applies the retention bounds. Returns -1 when
+ * the buffer had to be dropped (the writer is QUEUE_MAX behind; counted). */
 int st_segs_flush(struct st_segs *s);
+/* Bytes not yet written: the buffer and the writer's queue (the ingest backlog). */
 size_t st_segs_pending(const struct st_segs *s);
-/* Starts the syncer thread (segment.c); -1 when it cannot. */
-int st_segs_enable_fsync(struct st_segs *s);
+/* Starts the writer and syncer threads (segment.c); without fsync the syncer only closes
+ * descriptors. Call it before the first append. -1 when it cannot. */
+int st_segs_start(struct st_segs *s, bool fsync);
 /* fdatasync rounds done so far. */
 uint64_t st_segs_syncs(const struct st_segs *s);
+/* Record bytes dropped because the disk was too far behind. */
+uint64_t st_segs_dropped(const struct st_segs *s);
 uint64_t st_segs_bytes(const struct st_segs *s);
 uint64_t st_segs_count(const struct st_segs *s);
 uint64_t st_segs_errors(const struct st_segs *s);

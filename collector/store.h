@@ -31,7 +31,8 @@ struct st_store_stats {
     uint64_t disk_bytes;
     uint64_t disk_segments;
     uint64_t disk_errors;
-    uint64_t disk_syncs; /* fdatasync rounds (segment.c's syncer thread) */
+    uint64_t disk_syncs;   /* fdatasync rounds (segment.c's disk thread) */
+    uint64_t disk_dropped; /* bytes never written: the disk was too far behind */
     uint64_t torn;      /* damaged records skipped or truncated at load */
     uint64_t per_proto[ST_RP_COUNT];
     uint64_t oldest_id, newest_id; /* 0 when empty */

@@ -295,6 +295,7 @@ static void mem_stats(struct st_store *s, struct st_store_stats *out)
         out->disk_segments = st_segs_count(m->segs);
         out->disk_errors = st_segs_errors(m->segs);
         out->disk_syncs = st_segs_syncs(m->segs);
+        out->disk_dropped = st_segs_dropped(m->segs);
     }
 }
 
@@ -390,8 +391,8 @@ struct st_store *st_store_mem_new(const struct st_store_config *cfg, char *err, 
                                errlen);
         if (!m->segs)
             goto fail;
-        if (!cfg->no_fsync && st_segs_enable_fsync(m->segs) < 0) {
-            snprintf(err, errlen, "cannot start the segment syncer thread");
+        if (st_segs_start(m->segs, !cfg->no_fsync) < 0) {
+            snprintf(err, errlen, "cannot start the segment writer thread");
             goto fail;
         }
         uint64_t torn = 0;
