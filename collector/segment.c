@@ -518,14 +518,26 @@ fail:
     return -1;
 }
 
+/* The disk threads' counters, read together under their lock. */
+struct disk_counts {
+    size_t queued;
+    uint64_t syncs, errors, dropped;
+};
+
+static struct disk_counts disk_counts(const struct st_segs *s)
+{
+    struct disk_counts n = {0, 0, 0, 0};
+    if (s->disk) {
+        pthread_mutex_lock(&s->disk->mu);
+        n = (struct disk_counts){s->disk->queued, s->disk->syncs, s->disk->errors, s->disk->dropped};
+        pthread_mutex_unlock(&s->disk->mu);
+    }
+    return n;
+}
+
 uint64_t st_segs_syncs(const struct st_segs *s)
 {
-    if (!s->disk)
-        return 0;
-    pthread_mutex_lock(&s->disk->mu);
-    uint64_t n = s->disk->syncs;
-    pthread_mutex_unlock(&s->disk->mu);
-    return n;
+    return disk_counts(s).syncs;
 }
 
 int st_segs_flush(struct st_segs *s)
@@ -648,13 +660,7 @@ int st_segs_append(struct st_segs *s, uint64_t id, int64_t stored_at, const char
 
 size_t st_segs_pending(const struct st_segs *s)
 {
-    size_t queued = 0;
-    if (s->disk) {
-        pthread_mutex_lock(&s->disk->mu);
-        queued = s->disk->queued;
-        pthread_mutex_unlock(&s->disk->mu);
-    }
-    return s->len + queued;
+    return s->len + disk_counts(s).queued;
 }
 
 uint64_t st_segs_bytes(const struct st_segs *s)
@@ -669,24 +675,12 @@ uint64_t st_segs_count(const struct st_segs *s)
 
 uint64_t st_segs_errors(const struct st_segs *s)
 {
-    uint64_t disk_errors = 0;
-    if (s->disk) {
-        pthread_mutex_lock(&s->disk->mu);
-        disk_errors = s->disk->errors;
-        pthread_mutex_unlock(&s->disk->mu);
-    }
-    return s->errors + disk_errors;
+    return s->errors + disk_counts(s).errors;
 }
 
 uint64_t st_segs_dropped(const struct st_segs *s)
 {
-    uint64_t n = 0;
-    if (s->disk) {
-        pthread_mutex_lock(&s->disk->mu);
-        n = s->disk->dropped;
-        pthread_mutex_unlock(&s->disk->mu);
-    }
-    return n;
+    return disk_counts(s).dropped;
 }
 
 void st_segs_close(struct st_segs *s)

@@ -5,9 +5,10 @@
  * little endian) + the entry JSON + '\n' ("ST" records of earlier builds carry FNV-1a and
  * still load). Appends are buffered; st_segs_flush (a timer, or when the buffer is large)
  * hands the buffer to a writer thread; with fsync a syncer thread fdatasync()s what was
- * written at most every 100 ms: a crash of the machine loses at most the last flush interval plus
- * one sync; without fsync, what the kernel had not written back. A torn last record is
- * cut off at the next start. Retention drops whole segments, oldest first. */
+ * written at most every 100 ms: a crash of the machine loses at most the last flush
+ * interval plus one sync; without fsync, what the kernel had not written back. A torn
+ * last record is cut off at the next start. Retention drops whole segments, oldest
+ * first. */
 #ifndef SIDETAP_COLLECTOR_SEGMENT_H
 #define SIDETAP_COLLECTOR_SEGMENT_H
 

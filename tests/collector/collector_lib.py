@@ -105,6 +105,11 @@ class Collector:
         st, h, b = self.request("GET", path, headers=headers, token=False, timeout=5)
         return st, b.decode()
 
+    def metric(self, name):
+        """The value of an unlabelled metric in /metrics."""
+        st, text = self.get_text("/metrics")
+        return [int(l.split()[-1]) for l in text.splitlines() if l.startswith(name + " ")][0]
+
     def get_json(self, path):
         st, h, b = self.request("GET", path, token=False)
         return st, json.loads(b)

@@ -22,7 +22,8 @@ binary = sys.argv[1]
 # bad flags exit 2 with a message
 for args, needle in [(["--memory", "lots"], "--memory"), (["--bogus"], "unknown option --bogus"),
                      (["--listen", "nowhere"], "--listen"), (["--retention-age", "5x"], "--retention-age"),
-                     (["--max-batch", "0"], "--max-batch"), ([], "no ingest token")]:
+                     (["--max-batch", "0"], "--max-batch"), (["--max-backlog", "2x"], "--max-backlog"),
+                     ([], "no ingest token")]:
     env = {"PATH": "/usr/bin:/bin"}
     p = subprocess.run([binary, "--no-k8s"] + args, capture_output=True, text=True, env=env, timeout=30)
     check_eq(p.returncode, 2, f"exit code for {args}")

@@ -26,10 +26,6 @@ def entry(i):
             "response": {"status": 200}, "summary": f"GET /item/{i}"}
 
 
-def metric(text, name):
-    return [int(l.split()[-1]) for l in text.splitlines() if l.startswith(name + " ")][0]
-
-
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.unshare(CLONE_NEWNS) != 0:
     sys.exit(f"FAIL: cannot make a mount namespace ({os.strerror(ctypes.get_errno())}): run as root")
@@ -78,16 +74,17 @@ with tempfile.TemporaryDirectory(prefix="sidetap-disk-full-") as d:
             # this run fills the disk again: failures are counted, ingest goes on
             st, doc = c.post_entries([entry(10000 + i) for i in range(1000)])
             check_eq((st, doc and doc.get("accepted")), (200, 1000), "accepted after restart")
+            # read while the writer is idle: the same figure in /metrics before and after the stats
             deadline = time.time() + 20
             while True:
-                st, text = c.get_text("/metrics")
+                errors = c.metric("sidetap_collector_disk_errors_total")
+                dropped = c.metric("sidetap_collector_disk_dropped_bytes_total")
                 st, s = c.get_json("/api/v1/stats")
-                if metric(text, "sidetap_collector_disk_errors_total") > 0 or \
-                        time.time() > deadline:
+                settled = dropped == c.metric("sidetap_collector_disk_dropped_bytes_total")
+                if (errors > 0 and settled) or time.time() > deadline:
                     break
                 time.sleep(0.2)
-            check(metric(text, "sidetap_collector_disk_errors_total") > 0, "write failures counted")
-            dropped = metric(text, "sidetap_collector_disk_dropped_bytes_total")
+            check(errors > 0, "write failures counted")
             check(dropped > 0, f"dropped bytes counted: {dropped}")
             check_eq(s["disk"]["droppedBytes"], dropped, "stats.disk.droppedBytes matches the metric")
         finally:

@@ -113,16 +113,12 @@ for args, want_syncs in ((), True), (("--no-fsync",), False):
             check_eq(post_raw(c, b'{"entries":[' + plain.encode() + b']}')[0], 200, f"post {args}")
             deadline, syncs = time.time() + 10, 0
             while time.time() < deadline:
-                st, text = c.get_text("/metrics")
-                syncs = [int(l.split()[-1]) for l in text.splitlines()
-                         if l.startswith("sidetap_collector_disk_syncs_total ")][0]
+                syncs = c.metric("sidetap_collector_disk_syncs_total")
                 if syncs or not want_syncs:
                     break
                 time.sleep(0.1)
             time.sleep(0.3)
-            st, text = c.get_text("/metrics")
-            syncs = [int(l.split()[-1]) for l in text.splitlines()
-                     if l.startswith("sidetap_collector_disk_syncs_total ")][0]
+            syncs = c.metric("sidetap_collector_disk_syncs_total")
             check_eq(syncs > 0, want_syncs, f"segment syncs {args}: {syncs}")
         finally:
             c.stop()
